@@ -1,0 +1,235 @@
+import Foundation
+
+/// A filled slot: its type, where it is in the original text and what it says.
+public struct SlotSpan: Sendable, Equatable {
+    /// The slot type, e.g. `city` for tags `B-city`/`I-city`.
+    public var label: String
+    /// Start offset in the original text, in Unicode scalars (as `Encoding.offsets`).
+    public var start: Int
+    /// End offset (exclusive) in the original text, in Unicode scalars.
+    public var end: Int
+    /// The text the span covers, exactly as it appears in the original text.
+    public var value: String
+    /// Mean probability of the span's word tags, when decoded from logits; nil from plain tags.
+    public var score: Float?
+
+    /// Creates a span.
+    /// - Parameters:
+    ///   - label: the slot type.
+    ///   - start: start offset in Unicode scalars.
+    ///   - end: end offset (exclusive) in Unicode scalars.
+    ///   - value: the covered text.
+    ///   - score: mean tag probability, if known.
+    public init(label: String, start: Int, end: Int, value: String, score: Float? = nil) {
+        self.label = label
+        self.start = start
+        self.end = end
+        self.value = value
+        self.score = score
+    }
+}
+
+/// Turns per-token slot tags into slot spans over words of the original text.
+///
+/// Tags are read per word from the word's first sub-token (the labelling JointBERT and most BERT
+/// slot fillers train with); the word's range runs from its first to its last token. Words are then
+/// grouped into spans by the tagging scheme. Malformed sequences are read leniently, as conlleval
+/// does: an `I-x` (or `E-x`) that does not continue an `x` span starts a new one.
+public struct SlotDecoder: Sendable, Equatable {
+    /// How tags mark span boundaries.
+    public enum Scheme: Sendable, Equatable {
+        /// `B-x` begins, `I-x` continues, `O` is outside.
+        case bio
+        /// BIO plus `E-x` ends a span and `S-x` is a one-word span.
+        case bioes
+    }
+
+    /// Tag names, in the slot head's output order (e.g. `O`, `B-city`, `I-city`). Tags that are not
+    /// `B-`/`I-`/`E-`/`S-` prefixed (`O`, `PAD`, `UNK`) mean "outside".
+    public var labels: [String]
+    /// The tagging scheme.
+    public var scheme: Scheme
+
+    /// Creates a slot decoder.
+    /// - Parameters:
+    ///   - labels: tag names in the slot head's output order.
+    ///   - scheme: `.bio` (SNIPS, ATIS) or `.bioes` (CAIS).
+    public init(labels: [String], scheme: Scheme = .bio) {
+        self.labels = labels
+        self.scheme = scheme
+    }
+
+    /// Decodes spans from the slot head's logits.
+    /// - Parameters:
+    ///   - logits: row-major `[tokens, labels]` scores for the encoding's tokens.
+    ///   - encoding: the encoding the model ran on.
+    ///   - text: the text that was encoded (the first text, for a pair).
+    /// - Returns: the spans of the first sequence, in text order, each with its mean tag probability.
+    /// - Throws: `NLUDecodingError` if `logits` doesn't have one row of `labels.count` scores per token.
+    public func decode(logits: [Float], encoding: Encoding, text: String) throws(NLUDecodingError) -> [SlotSpan] {
+        guard !labels.isEmpty, logits.count % labels.count == 0 else {
+            throw .labelCountMismatch(scores: logits.count, labels: labels.count, head: "slot")
+        }
+        let tokenCount = logits.count / labels.count
+        guard tokenCount == encoding.count else { throw .tokenCountMismatch(tags: tokenCount, tokens: encoding.count) }
+        var tags: [Int] = []
+        var probabilities: [Float] = []
+        tags.reserveCapacity(tokenCount)
+        probabilities.reserveCapacity(tokenCount)
+        for token in 0..<tokenCount {
+            let row = Array(logits[(token * labels.count)..<((token + 1) * labels.count)])
+            let softmax = IntentDecoder.softmax(row)
+            var best = 0
+            for index in softmax.indices where softmax[index] > softmax[best] { best = index }
+            tags.append(best)
+            probabilities.append(softmax[best])
+        }
+        return try decode(tagIndices: tags, probabilities: probabilities, encoding: encoding, text: text)
+    }
+
+    /// Decodes spans from per-token tag indices (the argmax of the slot head).
+    /// - Parameters:
+    ///   - tagIndices: one index into `labels` per token of `encoding`.
+    ///   - encoding: the encoding the model ran on.
+    ///   - text: the text that was encoded (the first text, for a pair).
+    /// - Returns: the spans of the first sequence, in text order.
+    /// - Throws: `NLUDecodingError.tokenCountMismatch` if there isn't one tag per token.
+    public func decode(tagIndices: [Int], encoding: Encoding, text: String) throws(NLUDecodingError) -> [SlotSpan] {
+        try decode(tagIndices: tagIndices, probabilities: nil, encoding: encoding, text: text)
+    }
+
+    /// Decodes spans from per-token tag names.
+    /// - Parameters:
+    ///   - tags: one tag name per token of `encoding` (names need not be in `labels`).
+    ///   - encoding: the encoding the model ran on.
+    ///   - text: the text that was encoded.
+    /// - Returns: the spans of the first sequence, in text order.
+    /// - Throws: `NLUDecodingError.tokenCountMismatch` if there isn't one tag per token.
+    public func decode(tags: [String], encoding: Encoding, text: String) throws(NLUDecodingError) -> [SlotSpan] {
+        guard tags.count == encoding.count else { throw .tokenCountMismatch(tags: tags.count, tokens: encoding.count) }
+        let words = Self.words(of: encoding)
+        let wordTags = words.map { Tag(tags[$0.firstToken]) }
+        return spans(words: words, tags: wordTags, probabilities: nil, text: text)
+    }
+
+    private func decode(tagIndices: [Int], probabilities: [Float]?, encoding: Encoding, text: String)
+        throws(NLUDecodingError) -> [SlotSpan]
+    {
+        guard tagIndices.count == encoding.count else {
+            throw .tokenCountMismatch(tags: tagIndices.count, tokens: encoding.count)
+        }
+        let words = Self.words(of: encoding)
+        let wordTags = words.map { word -> Tag in
+            let index = tagIndices[word.firstToken]
+            return labels.indices.contains(index) ? Tag(labels[index]) : Tag("O")
+        }
+        let wordProbabilities = probabilities.map { probabilities in words.map { probabilities[$0.firstToken] } }
+        return spans(words: words, tags: wordTags, probabilities: wordProbabilities, text: text)
+    }
+
+    /// A word of the first sequence: its first token and its range in the original text.
+    struct Word: Equatable {
+        var firstToken: Int
+        var start: Int
+        var end: Int
+    }
+
+    /// The words of the encoding's first sequence, in order, from the word ids and offsets.
+    static func words(of encoding: Encoding) -> [Word] {
+        var words: [Word] = []
+        var lastWordID: Int?
+        for token in 0..<encoding.count {
+            guard let wordID = encoding.wordIds[token], encoding.sequenceIds[token] ?? 0 == 0 else { continue }
+            let range = encoding.offsets[token]
+            if wordID == lastWordID, var word = words.popLast() {
+                word.start = min(word.start, range.lowerBound)
+                word.end = max(word.end, range.upperBound)
+                words.append(word)
+            } else {
+                words.append(Word(firstToken: token, start: range.lowerBound, end: range.upperBound))
+                lastWordID = wordID
+            }
+        }
+        return words
+    }
+
+    /// A parsed tag: its boundary marker and slot type.
+    struct Tag: Equatable {
+        enum Marker { case begin, inside, end, single, outside }
+        var marker: Marker
+        var type: String
+
+        init(_ name: String) {
+            let scalars = Array(name.unicodeScalars)
+            guard scalars.count > 2, scalars[1] == "-" || scalars[1] == "_" else {
+                marker = .outside
+                type = ""
+                return
+            }
+            type = String(String.UnicodeScalarView(scalars[2...]))
+            switch scalars[0] {
+            case "B": marker = .begin
+            case "I": marker = .inside
+            case "E", "L": marker = .end
+            case "S", "U": marker = .single
+            default:
+                marker = .outside
+                type = ""
+            }
+        }
+    }
+
+    private func spans(words: [Word], tags: [Tag], probabilities: [Float]?, text: String) -> [SlotSpan] {
+        let scalars = Array(text.unicodeScalars)
+        var spans: [SlotSpan] = []
+        var open: (type: String, first: Int, last: Int)?
+
+        func close() {
+            guard let current = open else { return }
+            open = nil
+            let start = words[current.first].start
+            let end = words[current.last].end
+            let clampedStart = min(max(0, start), scalars.count)
+            let clampedEnd = min(max(clampedStart, end), scalars.count)
+            var score: Float?
+            if let probabilities {
+                let values = probabilities[current.first...current.last]
+                score = values.reduce(0, +) / Float(values.count)
+            }
+            spans.append(
+                SlotSpan(
+                    label: current.type, start: start, end: end,
+                    value: String(String.UnicodeScalarView(scalars[clampedStart..<clampedEnd])), score: score))
+        }
+
+        for (index, tag) in tags.enumerated() {
+            var marker = tag.marker
+            if scheme == .bio {
+                // BIO has no E/S: read them as I/B so BIOES tags still decode sensibly.
+                if marker == .end { marker = .inside }
+                if marker == .single { marker = .begin }
+            }
+            switch marker {
+            case .outside:
+                close()
+            case .begin:
+                close()
+                open = (tag.type, index, index)
+            case .single:
+                close()
+                open = (tag.type, index, index)
+                close()
+            case .inside, .end:
+                if let current = open, current.type == tag.type {
+                    open = (current.type, current.first, index)
+                } else {
+                    close()
+                    open = (tag.type, index, index)
+                }
+                if marker == .end { close() }
+            }
+        }
+        close()
+        return spans
+    }
+}
