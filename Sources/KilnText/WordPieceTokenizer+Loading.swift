@@ -68,7 +68,7 @@ extension WordPieceTokenizer {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw .unreadableFile(path: url.path, reason: "\(error.localizedDescription)")
+            throw .unreadableFile(path: url.path, reason: Self.reason(error))
         }
         try self.init(tokenizerJSON: data, source: url.path)
     }
@@ -100,7 +100,7 @@ extension WordPieceTokenizer {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw .unreadableFile(path: url.path, reason: "\(error.localizedDescription)")
+            throw .unreadableFile(path: url.path, reason: Self.reason(error))
         }
         let text = String(decoding: data, as: UTF8.self)
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
@@ -139,6 +139,12 @@ extension WordPieceTokenizer {
             splitsWords: true, addedTokens: specials.sorted { $0.id < $1.id },
             postProcessor: .bert(cls: (options.classToken, classID), sep: (options.separatorToken, separatorID)),
             truncation: nil, padding: nil)
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        var text = error.localizedDescription
+        while text.hasSuffix(".") { text.removeLast() }
+        return text
     }
 
     private static func trimmingTrailingWhitespace(_ line: String) -> String {
