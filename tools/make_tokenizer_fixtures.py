@@ -114,6 +114,37 @@ def main():
     print(f"added {added} CAIS characters to the vocab")
     save(chinese, "bert-chinese.json")
 
+    # (d) options: the less common settings, so each has a parity test. Lowercase without accent
+    # stripping, no clean_text, no CJK spacing; left truncation of the first sequence only; left
+    # padding to a multiple of 4; a RoBERTa-like pair template; added tokens with lstrip/rstrip and
+    # single_word.
+    spec = json.loads(minilm_text)
+    spec["normalizer"] = {
+        "type": "BertNormalizer",
+        "clean_text": False,
+        "handle_chinese_chars": False,
+        "strip_accents": False,
+        "lowercase": True,
+    }
+    spec["truncation"] = {"direction": "Left", "max_length": 96, "strategy": "OnlyFirst", "stride": 0}
+    spec["padding"] = {
+        "strategy": "BatchLongest",
+        "direction": "Left",
+        "pad_to_multiple_of": 4,
+        "pad_id": 0,
+        "pad_type_id": 1,
+        "pad_token": "[PAD]",
+    }
+    options = Tokenizer.from_str(json.dumps(spec, ensure_ascii=False))
+    options.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 101), ("[SEP]", 102)],
+    )
+    options.add_special_tokens([AddedToken("<ent>", lstrip=True, rstrip=True, normalized=False)])
+    options.add_tokens([AddedToken("xyzzy", single_word=True, normalized=True)])
+    save(options, "bert-options.json")
+
 
 if __name__ == "__main__":
     main()

@@ -20,12 +20,15 @@ Utterance sets (all of ../shared/data, resolved relative to this repository):
   cais               every split's ch.SPLIT, characters joined into the utterance
   edge               hand-written edge cases (empty, whitespace, emoji, controls, accents, CJK, ...)
   truncation         utterances at max_length 8 and 16, singles and pairs
+  fuzz               3000 random mixtures of risky characters (fixed seed), singles, pairs, truncated
   edge_batch         the edge cases encoded as one batch (batch padding)
+A line with "error" instead of ids records that HF refused the input; Kiln must throw for it.
 
 Usage: python tools/tokenizer_reference.py --out .reference   (scripts/test does this)
 """
 import argparse
 import csv
+import random
 import glob
 import json
 import os
@@ -172,6 +175,9 @@ EDGE_TEXTS = [
     "[MASK",
     "[SLOT] kiln Kiln KILN kilns",
     "the Kiln-server [SLOT]city[SLOT]",
+    "find <ent> here",
+    "a  <ent>  b <ent><ent>",
+    "xyzzy plugh xyzzy. axyzzy xyzzyb XYZZY",
     # long text for the tokenizer's own truncation
     "word " * 200,
     "book a flight from new york to san francisco on the fifth of july " * 12,
@@ -193,6 +199,70 @@ TRUNCATION_TEXTS = [
     "[MASK] " * 20,
     "one two three four five six",
 ]
+
+
+FUZZ_POOLS = [
+    ["hello", "World", "a", "I", "book", "flight", "PLAY", "don't", "e-mail", "123", "3.5", "unaffable", "naïve"],
+    [" ", "  ", "\t", "\n", "\r\n", "\u3000", "\u00a0", "\u2009", "\u1680"],
+    [",", ".", "!", "?", "'", '"', "(", ")", "$", "%", "#", "@", "&", "-", "_", "~", "^", "`", "|", "+", "<", "=",
+     "«", "»", "¿", "—", "…", "、", "。", "，", "\u2e43", "\u166d", "\U000111c9"],
+    ["é", "È", "ñ", "ü", "Å", "ø", "ß", "ç", "ă", "ő", "ẞ", "ǅ", "İ", "ı", "Σ", "ς", "ǰ", "ΐ", "ﬁ", "Ǆ", "ῼ"],
+    ["\u0301", "\u0300", "\u0323", "\u0302", "\u0308", "\u0327", "\u031b", "\u0345", "\u05b0", "\u0e31",
+     "\u093c", "\u094d", "\u0f71", "\u0f72", "\u1dc0", "\u20d0", "\u302a", "\U0001d165", "\U0001d16d",
+     "\u1734", "\u1885", "\ua9bd", "\u0f39", "\ufe0f", "\u0e48"],
+    ["中", "国", "我", "想", "東", "京", "\U00020000", "豈", "㐀", "\U0002b820", "\U0002f800", "\u9fff"],
+    ["ひ", "カ", "ｶ", "ﾞ", "한", "국", "\u1100", "\u1161", "\u11a8", "가"],
+    ["😀", "👍", "🏽", "\u200d", "👨", "👩", "🇫", "🇷", "❤", "🥺", "🫠", "\U0001f9d1"],
+    ["\u0000", "\u0007", "\u200b", "\u200c", "\ufeff", "\u00ad", "\ufffd", "\u202e", "\ue000", "\u0085",
+     "\u2028", "\u08e2", "\ufdd0", "\U000e0041", "\u061c", "\u180e"],
+    ["Ａ", "ｂ", "１", "！", "Ⅻ", "①", "㎏"],
+    ["مرحبا", "नमस्ते", "สวัสดี", "Привет", "Ωμέγα", "שָׁלוֹם", "ᏣᎳᎩ"],
+    ["[MASK]", "[CLS]", "[mask]", "[SEP]", "[UNK]", "kiln", "Kiln", "[SLOT]", "<ent>", "xyzzy", "[", "MASK]", "##"],
+]
+
+
+def fuzz_texts(count, seed=20261125):
+    """Random mixtures of the characters most likely to break parity; fixed seed, so stable."""
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(0, 14)):
+            if rng.random() < 0.02:
+                parts.append("x" * rng.randint(95, 105))
+            else:
+                parts.append(rng.choice(rng.choice(FUZZ_POOLS)))
+            if rng.random() < 0.4:
+                parts.append(" ")
+        texts.append("".join(parts))
+    return texts
+
+
+def fuzz_records(tokenizer, texts):
+    """Singles, pairs (each text with the next) and truncation at 8 or 16, in a fixed pattern."""
+    records = []
+    truncating = {n: with_max_length(tokenizer, n) for n in (8, 16)}
+    for index, text in enumerate(texts):
+        pair = texts[(index + 1) % len(texts)] if index % 3 == 1 else None
+        max_length = (None, None, 8, None, 16)[index % 5]
+        chosen = truncating[max_length] if max_length else tokenizer
+        records.append(safe_record(chosen, text, pair, max_length))
+    return records
+
+
+def safe_record(tokenizer, text, pair=None, max_length=None, with_tokens=True):
+    """Encodes, or records that HF refused (e.g. a truncation strategy that cannot fit)."""
+    try:
+        encoding = tokenizer.encode(text, pair) if pair is not None else tokenizer.encode(text)
+    except Exception as error:  # HF raises for impossible truncation; Kiln must throw too
+        record = {"text": text}
+        if pair is not None:
+            record["pair"] = pair
+        if max_length is not None:
+            record["max_length"] = max_length
+        record["error"] = str(error)
+        return record
+    return encode_record(encoding, text, pair, max_length, with_tokens)
 
 
 def encode_record(encoding, text, pair=None, max_length=None, with_tokens=False):
@@ -235,9 +305,9 @@ def truncation_records(tokenizer, texts):
     for max_length in (8, 16):
         truncating = with_max_length(tokenizer, max_length)
         for text in texts:
-            records.append(encode_record(truncating.encode(text), text, None, max_length, True))
+            records.append(safe_record(truncating, text, None, max_length))
         for first, second in zip(texts, texts[1:] + texts[:1]):
-            records.append(encode_record(truncating.encode(first, second), first, second, max_length, True))
+            records.append(safe_record(truncating, first, second, max_length))
     return records
 
 
@@ -282,6 +352,7 @@ def main():
         "nlupp_hotels": load_nlupp("hotels"),
         "cais": load_cais(),
     }
+    fuzz = fuzz_texts(3000)
     manifest = {"tokenizers": {}, "datasets": {name: len(texts) for name, texts in datasets.items()}}
 
     for fixture in sorted(glob.glob(os.path.join(FIXTURES, "*.json"))):
@@ -298,13 +369,16 @@ def main():
                 (encode_record(e, t) for e, t in zip(encodings, texts)),
             )
             counts[set_name] = len(texts)
-        edge = [encode_record(tokenizer.encode(t), t, with_tokens=True) for t in EDGE_TEXTS]
-        edge += [encode_record(tokenizer.encode(a, b), a, b, with_tokens=True) for a, b in EDGE_PAIRS]
+        edge = [safe_record(tokenizer, t) for t in EDGE_TEXTS]
+        edge += [safe_record(tokenizer, a, b) for a, b in EDGE_PAIRS]
         write_jsonl(os.path.join(folder, "edge.jsonl"), edge)
         counts["edge"] = len(edge)
         records = truncation_records(tokenizer, TRUNCATION_TEXTS)
         write_jsonl(os.path.join(folder, "truncation.jsonl"), records)
         counts["truncation"] = len(records)
+        records = fuzz_records(tokenizer, fuzz)
+        write_jsonl(os.path.join(folder, "fuzz.jsonl"), records)
+        counts["fuzz"] = len(records)
         batch = tokenizer.encode_batch(EDGE_TEXTS)
         write_jsonl(
             os.path.join(folder, "edge_batch.jsonl"),

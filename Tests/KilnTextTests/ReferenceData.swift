@@ -27,15 +27,22 @@ struct ReferenceRecord {
     var offsets: [Range<Int>]
     var wordIds: [Int?]
     var tokens: [String]?
+    /// HF refused this input (e.g. truncation that cannot fit); Kiln must throw too.
+    var error: String?
 
     init(_ json: JSONValue) throws {
         guard let text = json["text"]?.stringValue else { throw ReferenceError.malformed("no text") }
         self.text = text
         pair = json["pair"]?.stringValue
         maxLength = json["max_length"]?.intValue
+        error = json["error"]?.stringValue
         func ints(_ key: String) throws -> [Int32] {
             guard let list = json[key]?.arrayValue else { throw ReferenceError.malformed("no \(key)") }
             return list.map { Int32($0.intValue ?? -1) }
+        }
+        if error != nil {
+            (ids, typeIds, attentionMask, offsets, wordIds) = ([], [], [], [], [])
+            return
         }
         ids = try ints("ids")
         typeIds = try ints("type_ids")
@@ -46,6 +53,19 @@ struct ReferenceRecord {
         }
         wordIds = (json["word_ids"]?.arrayValue ?? []).map { $0.intValue }
         tokens = json["tokens"]?.arrayValue?.map { $0.stringValue ?? "" }
+    }
+
+    /// Encodes this record's input with `tokenizer` and describes any difference from HF, or nil.
+    func difference(encodingWith tokenizer: WordPieceTokenizer) -> String? {
+        let input = pair.map { "\(text.debugDescription) + \($0.debugDescription)" } ?? text.debugDescription
+        do {
+            let encoding = try tokenizer.encode(text, pair: pair, maxLength: maxLength)
+            if let error { return "input \(input): HF refused it (\(error)) but Kiln encoded it" }
+            return difference(from: encoding)
+        } catch {
+            if self.error != nil { return nil }
+            return "input \(input): Kiln threw \(error)"
+        }
     }
 
     /// A description of how `encoding` differs from this record, or nil if identical.
