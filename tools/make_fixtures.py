@@ -373,9 +373,9 @@ def comparison_logic_cases() -> list[OpCase]:
     ba = np.array([[True, False, True, False, True, True, False]])
     bb = np.array([[True], [False], [True]])
     for op in ("And", "Or", "Xor"):
-        cases.append(OpCase(f"{op.lower()}_broadcast_opset7", op, 7, [node(op, ["a", "b"], ["y"])],
+        cases.append(OpCase(f"{op.lower()}_broadcast_opset11", op, 11, [node(op, ["a", "b"], ["y"])],
                             {"a": ba, "b": bb}, {"y": "bool"}))
-    cases.append(OpCase("not_opset1", "Not", 1, [node("Not", ["x"], ["y"])], {"x": bb}, {"y": "bool"}))
+    cases.append(OpCase("not_opset11", "Not", 11, [node("Not", ["x"], ["y"])], {"x": bb}, {"y": "bool"}))
     x = np.array([1.0, np.nan, -np.inf, np.inf, 0.0, -np.nan, 3.0], np.float32)
     cases.append(OpCase("isnan_opset13", "IsNaN", 13, [node("IsNaN", ["x"], ["y"])], {"x": x}, {"y": "bool"}))
     cases.append(OpCase("isinf_opset10", "IsInf", 10, [node("IsInf", ["x"], ["y"])], {"x": x}, {"y": "bool"}))
@@ -578,7 +578,7 @@ def layout_cases() -> list[OpCase]:
     cases.append(OpCase("reshape_zero_and_minus1_opset13", "Reshape", 13, [node("Reshape", ["x", "shape"], ["y"])],
                         {"x": x3}, {"y": "float32"}, params={"shape": i64(0, 0, 3, -1)},
                         note="0 copies the input dim, -1 is inferred: [2,7,15] -> [2,7,3,5]"))
-    cases.append(OpCase("reshape_minus1_first_opset5", "Reshape", 5, [node("Reshape", ["x", "shape"], ["y"])],
+    cases.append(OpCase("reshape_minus1_first_opset11", "Reshape", 11, [node("Reshape", ["x", "shape"], ["y"])],
                         {"x": x3}, {"y": "float32"}, params={"shape": i64(-1, 15)}))
     cases.append(OpCase("reshape_shape_as_input_opset14", "Reshape", 14, [node("Reshape", ["x", "shape"], ["y"])],
                         {"x": x3, "shape": i64(2, -1)}, {"y": "float32"}, note="shape is a run-time input"))
