@@ -4,8 +4,11 @@
 For every fixture tokenizer in Tests/Fixtures/tokenizers/*.json and every utterance set, writes
   OUT/tokenizer/<tokenizer>/<set>.jsonl
 one JSON object per encoded input:
-  {"text", ["pair"], ["max_length"], "ids", "type_ids", "attention_mask", "offsets", "word_ids", ["tokens"]}
-(`tokens` only for the small hand-written sets). Offsets are character (Unicode scalar) offsets, as
+  {"text", ["pair"], ["max_length"], "ids", "type_ids", "attention_mask", "offsets", "word_ids", ["tokens"],
+   ["padding"]}
+(`tokens` only for the small hand-written sets). Padding is written losslessly as a run:
+"padding": {"side", "count", "id", "type_id", "token"} stands for `count` identical padding entries
+(attention 0, offsets [0, 0], word null) at that end of every list. Offsets are character (Unicode scalar) offsets, as
 the Python `Encoding.offsets` reports them. Lines of `<set>_batch.jsonl` were encoded together with
 `encode_batch` and must be encoded together.
 
@@ -271,14 +274,46 @@ def encode_record(encoding, text, pair=None, max_length=None, with_tokens=False)
         record["pair"] = pair
     if max_length is not None:
         record["max_length"] = max_length
-    record["ids"] = encoding.ids
-    record["type_ids"] = encoding.type_ids
-    record["attention_mask"] = encoding.attention_mask
-    record["offsets"] = [list(o) for o in encoding.offsets]
-    record["word_ids"] = encoding.word_ids
-    if with_tokens:
-        record["tokens"] = encoding.tokens
+    fields = {
+        "ids": list(encoding.ids),
+        "type_ids": list(encoding.type_ids),
+        "attention_mask": list(encoding.attention_mask),
+        "offsets": [list(o) for o in encoding.offsets],
+        "word_ids": list(encoding.word_ids),
+        "tokens": list(encoding.tokens),
+    }
+    record.update(compress_padding(fields))
+    if not with_tokens:
+        del record["tokens"]
     return record
+
+
+def compress_padding(fields):
+    """Losslessly shortens padded encodings: a run of identical padding entries at either end is
+    written once as "padding": {"side", "count", "id", "type_id", "token"} and left out of the lists.
+    A run only counts if every entry in it is exactly the same (attention 0, offsets [0, 0], no word),
+    so expanding it gives back HF's output entry for entry."""
+    n = len(fields["ids"])
+
+    def entry(i):
+        return (fields["ids"][i], fields["type_ids"][i], fields["attention_mask"][i], tuple(fields["offsets"][i]),
+                fields["word_ids"][i], fields["tokens"][i])
+
+    for side, indices in (("right", range(n - 1, -1, -1)), ("left", range(n))):
+        run = 0
+        first = None
+        for i in indices:
+            e = entry(i)
+            if e[2] != 0 or e[3] != (0, 0) or e[4] is not None or (first is not None and e != first):
+                break
+            first = e
+            run += 1
+        if run > 0:
+            keep = slice(0, n - run) if side == "right" else slice(run, n)
+            out = {k: v[keep] for k, v in fields.items()}
+            out["padding"] = {"side": side, "count": run, "id": first[0], "type_id": first[1], "token": first[5]}
+            return out
+    return fields
 
 
 def write_jsonl(path, records):

@@ -18,41 +18,30 @@ func fixtureTokenizer(_ name: String) throws -> WordPieceTokenizer {
 
 /// One expected encoding from the reference JSONL.
 struct ReferenceRecord {
-    var text: String
+    var text = ""
     var pair: String?
     var maxLength: Int?
-    var ids: [Int32]
-    var typeIds: [Int32]
-    var attentionMask: [Int32]
-    var offsets: [Range<Int>]
-    var wordIds: [Int?]
+    var ids: [Int32] = []
+    var typeIds: [Int32] = []
+    var attentionMask: [Int32] = []
+    var offsets: [Range<Int>] = []
+    var wordIds: [Int?] = []
     var tokens: [String]?
     /// HF refused this input (e.g. truncation that cannot fit); Kiln must throw too.
     var error: String?
 
-    init(_ json: JSONValue) throws {
-        guard let text = json["text"]?.stringValue else { throw ReferenceError.malformed("no text") }
-        self.text = text
-        pair = json["pair"]?.stringValue
-        maxLength = json["max_length"]?.intValue
-        error = json["error"]?.stringValue
-        func ints(_ key: String) throws -> [Int32] {
-            guard let list = json[key]?.arrayValue else { throw ReferenceError.malformed("no \(key)") }
-            return list.map { Int32($0.intValue ?? -1) }
+    /// Restores a run of padding the reference script wrote compactly (see tools/tokenizer_reference.py).
+    mutating func expandPadding(side: String, count: Int, id: Int32, typeId: Int32, token: String) {
+        func insert<T>(_ list: inout [T], _ value: T) {
+            let run = [T](repeating: value, count: count)
+            list = side == "left" ? run + list : list + run
         }
-        if error != nil {
-            (ids, typeIds, attentionMask, offsets, wordIds) = ([], [], [], [], [])
-            return
-        }
-        ids = try ints("ids")
-        typeIds = try ints("type_ids")
-        attentionMask = try ints("attention_mask")
-        offsets = (json["offsets"]?.arrayValue ?? []).map { pair in
-            let bounds = pair.arrayValue ?? []
-            return (bounds[0].intValue ?? -1)..<(bounds[1].intValue ?? -1)
-        }
-        wordIds = (json["word_ids"]?.arrayValue ?? []).map { $0.intValue }
-        tokens = json["tokens"]?.arrayValue?.map { $0.stringValue ?? "" }
+        insert(&ids, id)
+        insert(&typeIds, typeId)
+        insert(&attentionMask, 0)
+        insert(&offsets, 0..<0)
+        insert(&wordIds, nil)
+        if tokens != nil { insert(&tokens!, token) }
     }
 
     /// Encodes this record's input with `tokenizer` and describes any difference from HF, or nil.
@@ -77,7 +66,8 @@ struct ReferenceRecord {
             problems.append("attention_mask \(encoding.attentionMask) != \(attentionMask)")
         }
         if encoding.offsets != offsets {
-            problems.append("offsets \(encoding.offsets.map { [$0.lowerBound, $0.upperBound] }) != \(offsets.map { [$0.lowerBound, $0.upperBound] })")
+            let got = encoding.offsets.map { [$0.lowerBound, $0.upperBound] }
+            problems.append("offsets \(got) != \(offsets.map { [$0.lowerBound, $0.upperBound] })")
         }
         if encoding.wordIds != wordIds { problems.append("word_ids \(encoding.wordIds) != \(wordIds)") }
         if let tokens, encoding.tokens != tokens { problems.append("tokens \(encoding.tokens) != \(tokens)") }
@@ -105,17 +95,174 @@ func readReference(tokenizer: String, set: String) throws -> [ReferenceRecord] {
     guard let referenceDirectory else { throw ReferenceError.missing("(KILN_REFERENCE_DIR unset)") }
     let path = "\(referenceDirectory)/tokenizer/\(tokenizer)/\(set).jsonl"
     guard let data = FileManager.default.contents(atPath: path) else { throw ReferenceError.missing(path) }
-    let bytes = [UInt8](data)
-    var records: [ReferenceRecord] = []
-    var lineStart = 0
-    for index in bytes.indices where bytes[index] == 0x0A {
-        if index > lineStart {
-            records.append(try ReferenceRecord(try JSONReader.parse(Array(bytes[lineStart..<index]))))
+    return try data.withUnsafeBytes { raw in
+        let bytes = raw.bindMemory(to: UInt8.self)
+        var records: [ReferenceRecord] = []
+        var lineStart = 0
+        for index in 0...bytes.count where index == bytes.count || bytes[index] == 0x0A {
+            if index > lineStart {
+                var cursor = ReferenceLineReader(bytes: bytes, position: lineStart, end: index)
+                records.append(try cursor.record())
+            }
+            lineStart = index + 1
         }
-        lineStart = index + 1
+        return records
     }
-    if lineStart < bytes.count {
-        records.append(try ReferenceRecord(try JSONReader.parse(Array(bytes[lineStart...]))))
+}
+
+/// Reads one reference line. The files are large, so this reads their known shape directly
+/// (strings go through the library's `JSONReader` for escapes; numbers are parsed in place).
+struct ReferenceLineReader {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var position: Int
+    let end: Int
+
+    mutating func record() throws -> ReferenceRecord {
+        var record = ReferenceRecord()
+        var padding: (side: String, count: Int, id: Int32, typeId: Int32, token: String)?
+        try expect(UInt8(ascii: "{"))
+        try forEachMember { reader, key in
+            switch key {
+            case "text": record.text = try reader.string()
+            case "pair": record.pair = try reader.string()
+            case "error": record.error = try reader.string()
+            case "max_length": record.maxLength = try reader.optionalInt()
+            case "ids": record.ids = try reader.intList().map { Int32($0 ?? -1) }
+            case "type_ids": record.typeIds = try reader.intList().map { Int32($0 ?? -1) }
+            case "attention_mask": record.attentionMask = try reader.intList().map { Int32($0 ?? -1) }
+            case "word_ids": record.wordIds = try reader.intList()
+            case "offsets": record.offsets = try reader.offsetList()
+            case "tokens": record.tokens = try reader.stringList()
+            case "padding":
+                var run: (side: String, count: Int, id: Int32, typeId: Int32, token: String) = ("right", 0, 0, 0, "")
+                try reader.expect(UInt8(ascii: "{"))
+                try reader.forEachMember { reader, key in
+                    switch key {
+                    case "side": run.side = try reader.string()
+                    case "count": run.count = try reader.optionalInt() ?? 0
+                    case "id": run.id = Int32(try reader.optionalInt() ?? -1)
+                    case "type_id": run.typeId = Int32(try reader.optionalInt() ?? -1)
+                    case "token": run.token = try reader.string()
+                    default: throw ReferenceError.malformed("unknown padding key \(key)")
+                    }
+                }
+                padding = run
+            default: throw ReferenceError.malformed("unknown key \(key)")
+            }
+        }
+        if let padding {
+            record.expandPadding(
+                side: padding.side, count: padding.count, id: padding.id, typeId: padding.typeId, token: padding.token)
+        }
+        return record
     }
-    return records
+
+    /// Calls `body` for each `"key": value` of the object whose `{` was just read; `body` reads the value.
+    mutating func forEachMember(_ body: (inout ReferenceLineReader, String) throws -> Void) throws {
+        while true {
+            skipSpaces()
+            if peek() == UInt8(ascii: "}") {
+                position += 1
+                return
+            }
+            let key = try string()
+            skipSpaces()
+            try expect(UInt8(ascii: ":"))
+            skipSpaces()
+            try body(&self, key)
+            skipSpaces()
+            if peek() == UInt8(ascii: ",") { position += 1 }
+        }
+    }
+
+    func peek() -> UInt8 { position < end ? bytes[position] : 0 }
+
+    mutating func skipSpaces() {
+        while position < end, bytes[position] == 0x20 { position += 1 }
+    }
+
+    mutating func expect(_ byte: UInt8) throws {
+        guard peek() == byte else {
+            throw ReferenceError.malformed("expected \(Character(Unicode.Scalar(byte))) at byte \(position)")
+        }
+        position += 1
+    }
+
+    /// A JSON string, escapes included.
+    mutating func string() throws -> String {
+        let start = position
+        try expect(UInt8(ascii: "\""))
+        var escaped = false
+        while position < end {
+            let byte = bytes[position]
+            position += 1
+            if escaped {
+                escaped = false
+            } else if byte == UInt8(ascii: "\\") {
+                escaped = true
+            } else if byte == UInt8(ascii: "\"") {
+                guard let value = try JSONReader.parse(Array(bytes[start..<position])).stringValue else {
+                    throw ReferenceError.malformed("bad string")
+                }
+                return value
+            }
+        }
+        throw ReferenceError.malformed("unterminated string")
+    }
+
+    mutating func optionalInt() throws -> Int? {
+        if peek() == UInt8(ascii: "n") {
+            position += 4
+            return nil
+        }
+        var negative = false
+        if peek() == UInt8(ascii: "-") {
+            negative = true
+            position += 1
+        }
+        var value = 0
+        let start = position
+        while position < end {
+            let digit = bytes[position] &- 0x30
+            if digit > 9 { break }
+            value = value &* 10 &+ Int(digit)
+            position += 1
+        }
+        guard position > start else { throw ReferenceError.malformed("expected a number at byte \(position)") }
+        return negative ? -value : value
+    }
+
+    mutating func list<T>(_ element: (inout ReferenceLineReader) throws -> T) throws -> [T] {
+        try expect(UInt8(ascii: "["))
+        var values: [T] = []
+        skipSpaces()
+        if peek() == UInt8(ascii: "]") {
+            position += 1
+            return values
+        }
+        while true {
+            skipSpaces()
+            values.append(try element(&self))
+            skipSpaces()
+            if peek() == UInt8(ascii: ",") {
+                position += 1
+            } else {
+                try expect(UInt8(ascii: "]"))
+                return values
+            }
+        }
+    }
+
+    mutating func intList() throws -> [Int?] { try list { try $0.optionalInt() } }
+    mutating func stringList() throws -> [String] { try list { try $0.string() } }
+
+    mutating func offsetList() throws -> [Range<Int>] {
+        try list { reader in
+            let bounds = try reader.intList()
+            guard bounds.count == 2, let start = bounds[0], let end = bounds[1] else {
+                throw ReferenceError.malformed("offsets must be [start, end]")
+            }
+            return start..<end
+        }
+    }
 }
