@@ -4,7 +4,7 @@
 For every fixture tokenizer in Tests/Fixtures/tokenizers/*.json and every utterance set, writes
   OUT/tokenizer/<tokenizer>/<set>.jsonl
 one JSON object per encoded input:
-  {"text", ["pair"], ["max_length"], "ids", "type_ids", "attention_mask", "offsets", "word_ids", ["tokens"],
+  {"text", ["pair"], ["max_length"], ["add_special_tokens"], "ids", "type_ids", "attention_mask", "offsets", "word_ids", ["tokens"],
    ["padding"]}
 (`tokens` only for the small hand-written sets). Padding is written losslessly as a run:
 "padding": {"side", "count", "id", "type_id", "token"} stands for `count` identical padding entries
@@ -253,10 +253,10 @@ def fuzz_records(tokenizer, texts):
     return records
 
 
-def safe_record(tokenizer, text, pair=None, max_length=None, with_tokens=True):
+def safe_record(tokenizer, text, pair=None, max_length=None, with_tokens=True, add_special_tokens=True):
     """Encodes, or records that HF refused (e.g. a truncation strategy that cannot fit)."""
     try:
-        encoding = tokenizer.encode(text, pair) if pair is not None else tokenizer.encode(text)
+        encoding = tokenizer.encode(text, pair, add_special_tokens=add_special_tokens)
     except Exception as error:  # HF raises for impossible truncation; Kiln must throw too
         record = {"text": text}
         if pair is not None:
@@ -264,8 +264,11 @@ def safe_record(tokenizer, text, pair=None, max_length=None, with_tokens=True):
         if max_length is not None:
             record["max_length"] = max_length
         record["error"] = str(error)
-        return record
-    return encode_record(encoding, text, pair, max_length, with_tokens)
+    else:
+        record = encode_record(encoding, text, pair, max_length, with_tokens)
+    if not add_special_tokens:
+        record["add_special_tokens"] = False
+    return record
 
 
 def encode_record(encoding, text, pair=None, max_length=None, with_tokens=False):
@@ -406,6 +409,9 @@ def main():
             counts[set_name] = len(texts)
         edge = [safe_record(tokenizer, t) for t in EDGE_TEXTS]
         edge += [safe_record(tokenizer, a, b) for a, b in EDGE_PAIRS]
+        edge += [safe_record(tokenizer, t, add_special_tokens=False) for t in EDGE_TEXTS[:12] + EDGE_TEXTS[-6:]]
+        edge += [safe_record(tokenizer, a, b, add_special_tokens=False) for a, b in EDGE_PAIRS]
+        edge += [safe_record(with_max_length(tokenizer, 8), t, None, 8, add_special_tokens=False) for t in TRUNCATION_TEXTS]
         write_jsonl(os.path.join(folder, "edge.jsonl"), edge)
         counts["edge"] = len(edge)
         records = truncation_records(tokenizer, TRUNCATION_TEXTS)

@@ -21,6 +21,7 @@ struct ReferenceRecord {
     var text = ""
     var pair: String?
     var maxLength: Int?
+    var addSpecialTokens = true
     var ids: [Int32] = []
     var typeIds: [Int32] = []
     var attentionMask: [Int32] = []
@@ -48,7 +49,8 @@ struct ReferenceRecord {
     func difference(encodingWith tokenizer: WordPieceTokenizer) -> String? {
         let input = pair.map { "\(text.debugDescription) + \($0.debugDescription)" } ?? text.debugDescription
         do {
-            let encoding = try tokenizer.encode(text, pair: pair, maxLength: maxLength)
+            let encoding = try tokenizer.encode(
+                text, pair: pair, addSpecialTokens: addSpecialTokens, maxLength: maxLength)
             if let error { return "input \(input): HF refused it (\(error)) but Kiln encoded it" }
             return difference(from: encoding)
         } catch {
@@ -73,7 +75,8 @@ struct ReferenceRecord {
         if let tokens, encoding.tokens != tokens { problems.append("tokens \(encoding.tokens) != \(tokens)") }
         if problems.isEmpty { return nil }
         let input = pair.map { "\(text.debugDescription) + \($0.debugDescription)" } ?? text.debugDescription
-        return "input \(input) max_length \(maxLength.map(String.init) ?? "-"):\n  " + problems.joined(separator: "\n  ")
+        return "input \(input) max_length \(maxLength.map(String.init) ?? "-")"
+            + (addSpecialTokens ? "" : " without special tokens") + ":\n  " + problems.joined(separator: "\n  ")
     }
 }
 
@@ -127,6 +130,7 @@ struct ReferenceLineReader {
             case "pair": record.pair = try reader.string()
             case "error": record.error = try reader.string()
             case "max_length": record.maxLength = try reader.optionalInt()
+            case "add_special_tokens": record.addSpecialTokens = try reader.bool()
             case "ids": record.ids = try reader.intList().map { Int32($0 ?? -1) }
             case "type_ids": record.typeIds = try reader.intList().map { Int32($0 ?? -1) }
             case "attention_mask": record.attentionMask = try reader.intList().map { Int32($0 ?? -1) }
@@ -208,6 +212,16 @@ struct ReferenceLineReader {
             }
         }
         throw ReferenceError.malformed("unterminated string")
+    }
+
+    mutating func bool() throws -> Bool {
+        if peek() == UInt8(ascii: "t") {
+            position += 4
+            return true
+        }
+        try expect(UInt8(ascii: "f"))
+        position += 4
+        return false
     }
 
     mutating func optionalInt() throws -> Int? {
