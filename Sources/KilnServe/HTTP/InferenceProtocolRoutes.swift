@@ -1,0 +1,152 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import KilnCore
+
+/// The Open Inference Protocol v2 (KServe / Triton HTTP): health, server and model metadata,
+/// model config, inference (JSON and the binary tensor data extension) and the repository index.
+/// Repository load/unload live in ``AdminRoutes``.
+struct InferenceProtocolRoutes: Sendable {
+    let scope: RequestScope
+    let models: ModelManager
+    let state: ServerState
+    static let headerLengthField = HTTPField.Name("Inference-Header-Content-Length")!
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/v2/health/live") { _, _ in HTTPReply.ok() }
+        router.get("/v2/health/ready") { request, _ in
+            await scope.handle("health", request, readBody: false) { _, _, _ in
+                guard state.isReady, !models.loadedModels().isEmpty else {
+                    throw ServeError.unavailable("not ready: models are loading or the server is shutting down")
+                }
+                return HTTPReply.ok()
+            }
+        }
+        router.get("/v2") { request, _ in
+            await scope.handle("v2_metadata", request, readBody: false) { _, _, _ in
+                HTTPReply.jsonObject([
+                    "name": "kiln", "version": ServerState.version,
+                    "extensions": ["binary_tensor_data", "model_repository", "model_configuration"],
+                ])
+            }
+        }
+        for suffix in ["", "/versions/:version"] {
+            router.get("/v2/models/:name\(suffix)") { request, context in
+                await scope.handle("v2_model_metadata", request, readBody: false) { _, _, labels in
+                    let model = try resolve(context, &labels)
+                    return HTTPReply.jsonObject(Self.metadata(of: model, versions: models.repository.versions(of: model.name)))
+                }
+            }
+            router.get("/v2/models/:name\(suffix)/ready") { request, context in
+                await scope.handle("v2_model_ready", request, readBody: false) { _, _, labels in
+                    _ = try resolve(context, &labels)
+                    return HTTPReply.ok()
+                }
+            }
+            router.get("/v2/models/:name\(suffix)/config") { request, context in
+                await scope.handle("v2_model_config", request, readBody: false) { _, _, labels in
+                    HTTPReply.jsonObject(Self.config(of: try resolve(context, &labels)))
+                }
+            }
+            router.post("/v2/models/:name\(suffix)/infer") { request, context in
+                await scope.handle("v2_infer", request) { body, _, labels in
+                    try await infer(request, context: context, body: body, labels: &labels)
+                }
+            }
+        }
+        router.post("/v2/repository/index") { request, _ in
+            await scope.handle("v2_repository_index", request) { _, _, _ in
+                let loaded = Dictionary(models.loadedModels().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+                var index: [[String: Any]] = []
+                for name in models.repository.modelNames() {
+                    for version in models.repository.versions(of: name) {
+                        let ready = loaded[name]?.version == version
+                        index.append(["name": name, "version": String(version), "state": ready ? "READY" : "UNAVAILABLE",
+                                      "reason": ready ? "" : "not serving"])
+                    }
+                }
+                return HTTPReply.jsonObject(index)
+            }
+        }
+    }
+
+    private func resolve(_ context: BasicRequestContext, _ labels: inout RequestScope.Labels) throws -> ServedModel {
+        let name = context.parameters.get("name") ?? ""
+        var version: Int?
+        if let text = context.parameters.get("version"), !text.isEmpty {
+            guard let number = Int(text) else { throw ServeError.badRequest("version '\(text)' is not a number") }
+            version = number
+        }
+        let model = try models.resolve(name, version: version)
+        labels = RequestScope.Labels(model: model.name, version: model.versionString)
+        return model
+    }
+
+    private func infer(_ request: Request, context: BasicRequestContext, body: [UInt8], labels: inout RequestScope.Labels) async throws
+        -> Response
+    {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let model = try resolve(context, &labels)
+            var headerLength: Int?
+            if let text = request.headers[Self.headerLengthField] {
+                guard let value = Int(text) else { throw ServeError.badRequest("Inference-Header-Content-Length is not a number") }
+                headerLength = value
+            }
+            let inference = try V2InferenceRequest.decode(body, headerLength: headerLength, model: model, limits: scope.limits)
+            let result: BatchedResult<[String: Tensor]>
+            do {
+                result = try await model.infer(inference.input, priority: 0, timeout: nil)
+            } catch ServeError.unavailable(let message) {
+                if attempt >= 5 { throw ServeError.unavailable(message) }
+                continue  // the version was retired under us (reload): route again
+            }
+            scope.metrics.recordTimings(model: model.name, version: model.versionString,
+                                        queueSeconds: result.queueSeconds, computeSeconds: result.computeSeconds)
+            let response = try V2InferenceResponse(model: model, request: inference, outputs: result.output)
+            if let length = response.headerLength {
+                return HTTPReply.bytes(response.body, contentType: "application/octet-stream",
+                                       extraHeaders: [Self.headerLengthField: String(length)])
+            }
+            return HTTPReply.bytes(response.body)
+        }
+    }
+
+    static func metadata(of model: ServedModel, versions: [Int]) -> [String: Any] {
+        func tensors(_ infos: [ValueInfo]) -> [[String: Any]] {
+            infos.map { ["name": $0.name, "datatype": V2Datatype.name(of: $0.dtype), "shape": V2Datatype.shape($0.shape)] }
+        }
+        return [
+            "name": model.name, "versions": versions.map(String.init), "platform": "kiln",
+            "inputs": tensors(model.inputSignature), "outputs": tensors(model.outputSignature),
+        ]
+    }
+
+    static func config(of model: ServedModel) -> [String: Any] {
+        func tensors(_ infos: [ValueInfo], key: String) -> [[String: Any]] {
+            infos.map { [
+                "name": $0.name, key: V2Datatype.configName(of: $0.dtype),
+                "dims": Array(V2Datatype.shape($0.shape).dropFirst()),
+            ] }
+        }
+        let settings = model.settings
+        return [
+            "name": model.name, "platform": "kiln", "backend": "kiln",
+            "version_policy": ["specific": ["versions": [model.version]]],
+            "max_batch_size": settings.maxBatchSize,
+            "input": tensors(model.inputSignature, key: "data_type"),
+            "output": tensors(model.outputSignature, key: "data_type"),
+            "dynamic_batching": [
+                "max_queue_delay_microseconds": Int(settings.maxQueueDelayMs * 1000),
+                "default_queue_policy": [
+                    "max_queue_size": settings.maxQueueSize,
+                    "default_timeout_microseconds": Int(settings.queueTimeoutMs * 1000),
+                ],
+            ],
+            "instance_group": [["count": settings.instances, "kind": "KIND_CPU"]],
+            "parameters": ["precision": ["string_value": model.precision],
+                           "max_seq_length": ["string_value": String(model.card.maxSeqLength)]],
+        ]
+    }
+}

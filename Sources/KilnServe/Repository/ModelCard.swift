@@ -1,0 +1,60 @@
+import Foundation
+
+/// A model version's card (`model.json`): what the model predicts and how to decode it.
+///
+/// Only the fields the server needs are read; the training pipeline writes more (metrics, licence,
+/// provenance) and they are passed through untouched in the v2 metadata.
+public struct ModelCard: Sendable, Codable, Equatable {
+    /// The model's name, e.g. `support-en`.
+    public var name: String
+    /// The version the card describes.
+    public var version: Int?
+    /// The task, e.g. `joint-intent-slot`.
+    public var task: String?
+    /// Intent names in logit order.
+    public var intentLabels: [String]
+    /// Whether several intents can hold at once (sigmoid) rather than exactly one (softmax).
+    public var multiLabel: Bool?
+    /// The sigmoid threshold for multi-label models.
+    public var intentThreshold: Float?
+    /// BIO slot tags in logit order, `O` first.
+    public var slotLabels: [String]
+    /// `BIO` or `BIOES`.
+    public var slotScheme: String?
+    /// The longest input, special tokens included; longer texts are truncated.
+    public var maxSeqLength: Int
+    /// The engine precision the card declares (fp32 when absent).
+    public var precision: String?
+
+    enum CodingKeys: String, CodingKey {
+        case name, version, task, precision
+        case intentLabels = "intent_labels"
+        case multiLabel = "multi_label"
+        case intentThreshold = "intent_threshold"
+        case slotLabels = "slot_labels"
+        case slotScheme = "slot_scheme"
+        case maxSeqLength = "max_seq_length"
+    }
+
+    /// Reads and checks a `model.json`.
+    /// - Parameter url: the card's location.
+    /// - Returns: the card.
+    /// - Throws: ``ServeError`` when the file is missing, malformed or inconsistent.
+    public static func load(from url: URL) throws -> ModelCard {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ServeError.modelLoadFailed("cannot read \(url.path): \(error.localizedDescription)")
+        }
+        let card: ModelCard
+        do { card = try JSONDecoder().decode(ModelCard.self, from: data) } catch {
+            throw ServeError.modelLoadFailed("\(url.path) is not a valid model card: \(DecodingErrorText.describe(error))")
+        }
+        guard !card.intentLabels.isEmpty else {
+            throw ServeError.modelLoadFailed("\(url.path): intent_labels is empty")
+        }
+        guard card.maxSeqLength >= 2 else {
+            throw ServeError.modelLoadFailed("\(url.path): max_seq_length must be at least 2 (got \(card.maxSeqLength))")
+        }
+        return card
+    }
+}
