@@ -15,4 +15,4 @@ release:
 
 ## serve: serve the embedded default model on 127.0.0.1:8080
 serve:
-	@echo "kiln serve is not built yet (see README, Status); it arrives with the serving work." >&2; exit 1
+	scripts/serve

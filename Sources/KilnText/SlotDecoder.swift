@@ -35,6 +35,8 @@ public struct SlotSpan: Sendable, Equatable {
 /// slot fillers train with); the word's range runs from its first to its last token. Words are then
 /// grouped into spans by the tagging scheme. Malformed sequences are read leniently, as conlleval
 /// does: an `I-x` (or `E-x`) that does not continue an `x` span starts a new one.
+///
+/// What a "word" is must match how the training data was labelled; see `WordSegmentation`.
 public struct SlotDecoder: Sendable, Equatable {
     /// How tags mark span boundaries.
     public enum Scheme: Sendable, Equatable {
@@ -44,19 +46,40 @@ public struct SlotDecoder: Sendable, Equatable {
         case bioes
     }
 
+    /// Which tokens form one labelled word: this must match how the model's training data was
+    /// labelled.
+    public enum WordSegmentation: Sendable, Equatable {
+        /// Words are the whitespace-separated pieces of the text, and a word's tag is its first
+        /// sub-token's. This is how SNIPS and ATIS are labelled (one tag per space-separated word)
+        /// and what `is_split_into_words` training produces: in "don't", only `don` carries the tag.
+        case whitespace
+        /// Words are the tokenizer's words (`Encoding.wordIds`): the BERT pre-tokenizer also splits at
+        /// every punctuation character (so "don't" is three words) and around every CJK ideograph.
+        case tokenizerWords
+        /// Every token carries its own tag, as when a character-labelled set like CAIS is aligned by
+        /// giving each token the tag of the character it starts with.
+        case everyToken
+    }
+
     /// Tag names, in the slot head's output order (e.g. `O`, `B-city`, `I-city`). Tags that are not
     /// `B-`/`I-`/`E-`/`S-` prefixed (`O`, `PAD`, `UNK`) mean "outside".
     public var labels: [String]
     /// The tagging scheme.
     public var scheme: Scheme
+    /// Which tokens form one labelled word.
+    public var segmentation: WordSegmentation
 
     /// Creates a slot decoder.
     /// - Parameters:
     ///   - labels: tag names in the slot head's output order.
     ///   - scheme: `.bio` (SNIPS, ATIS) or `.bioes` (CAIS).
-    public init(labels: [String], scheme: Scheme = .bio) {
+    ///   - segmentation: which tokens form a labelled word: `.whitespace` (the default) for
+    ///     word-labelled data such as SNIPS and ATIS, `.everyToken` for character-labelled data such
+    ///     as CAIS.
+    public init(labels: [String], scheme: Scheme = .bio, segmentation: WordSegmentation = .whitespace) {
         self.labels = labels
         self.scheme = scheme
+        self.segmentation = segmentation
     }
 
     /// Decodes spans from the slot head's logits.
@@ -107,7 +130,7 @@ public struct SlotDecoder: Sendable, Equatable {
     /// - Throws: `NLUDecodingError.tokenCountMismatch` if there isn't one tag per token.
     public func decode(tags: [String], encoding: Encoding, text: String) throws(NLUDecodingError) -> [SlotSpan] {
         guard tags.count == encoding.count else { throw .tokenCountMismatch(tags: tags.count, tokens: encoding.count) }
-        let words = Self.words(of: encoding)
+        let words = words(of: encoding, text: text)
         let wordTags = words.map { Tag(tags[$0.firstToken]) }
         return spans(words: words, tags: wordTags, probabilities: nil, text: text)
     }
@@ -118,7 +141,7 @@ public struct SlotDecoder: Sendable, Equatable {
         guard tagIndices.count == encoding.count else {
             throw .tokenCountMismatch(tags: tagIndices.count, tokens: encoding.count)
         }
-        let words = Self.words(of: encoding)
+        let words = words(of: encoding, text: text)
         let wordTags = words.map { word -> Tag in
             let index = tagIndices[word.firstToken]
             return labels.indices.contains(index) ? Tag(labels[index]) : Tag("O")
@@ -134,21 +157,35 @@ public struct SlotDecoder: Sendable, Equatable {
         var end: Int
     }
 
-    /// The words of the encoding's first sequence, in order, from the word ids and offsets.
-    static func words(of encoding: Encoding) -> [Word] {
+    /// The words of the encoding's first sequence, in order.
+    func words(of encoding: Encoding, text: String) -> [Word] {
+        let scalars = Array(text.unicodeScalars)
         var words: [Word] = []
         var lastWordID: Int?
         for token in 0..<encoding.count {
             guard let wordID = encoding.wordIds[token], encoding.sequenceIds[token] ?? 0 == 0 else { continue }
             let range = encoding.offsets[token]
-            if wordID == lastWordID, var word = words.popLast() {
+            var continuesWord = false
+            if let previous = words.last {
+                switch segmentation {
+                case .tokenizerWords:
+                    continuesWord = wordID == lastWordID
+                case .everyToken:
+                    continuesWord = false
+                case .whitespace:
+                    let gapStart = min(previous.end, scalars.count)
+                    let gapEnd = min(max(previous.end, range.lowerBound), scalars.count)
+                    continuesWord = !scalars[gapStart..<gapEnd].contains(where: BertCharacterClasses.isWhitespace)
+                }
+            }
+            if continuesWord, var word = words.popLast() {
                 word.start = min(word.start, range.lowerBound)
                 word.end = max(word.end, range.upperBound)
                 words.append(word)
             } else {
                 words.append(Word(firstToken: token, start: range.lowerBound, end: range.upperBound))
-                lastWordID = wordID
             }
+            lastWordID = wordID
         }
         return words
     }

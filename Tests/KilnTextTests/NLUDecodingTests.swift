@@ -39,6 +39,7 @@ struct IntentDecoderTests {
 struct SlotDecoderTests {
     static let vocabulary = [
         "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "play", "un", "##aff", "##able", "world", "hello", "我", "cafe",
+        "don", "'", "t", "like", "new", "york",
     ]
 
     func tokenizer() throws -> WordPieceTokenizer {
@@ -60,15 +61,35 @@ struct SlotDecoderTests {
         let encoding = try tokenizer().encode(text)
         let labels = ["O", "B-food", "I-food"]
         // [CLS] cafe un ##aff ##able [UNK] [SEP]
-        let spans = try SlotDecoder(labels: labels).decode(tagIndices: [0, 1, 2, 0, 0, 0, 0], encoding: encoding, text: text)
-        #expect(spans == [SlotSpan(label: "food", start: 0, end: 15, value: "Café  unaffable")])
+        let tags = [0, 1, 2, 0, 0, 0, 0]
+        // By whitespace, "unaffable!" is one word; by the tokenizer's words, "!" is a word of its own.
+        let byWhitespace = try SlotDecoder(labels: labels).decode(tagIndices: tags, encoding: encoding, text: text)
+        #expect(byWhitespace == [SlotSpan(label: "food", start: 0, end: 16, value: "Café  unaffable!")])
+        let byTokenizer = try SlotDecoder(labels: labels, segmentation: .tokenizerWords).decode(
+            tagIndices: tags, encoding: encoding, text: text)
+        #expect(byTokenizer == [SlotSpan(label: "food", start: 0, end: 15, value: "Café  unaffable")])
+    }
+
+    @Test func punctuationInsideAWordFollowsTheSegmentation() throws {
+        let text = "don't like new york"
+        let encoding = try tokenizer().encode(text)
+        #expect(encoding.tokens == ["[CLS]", "don", "'", "t", "like", "new", "york", "[SEP]"])
+        let tags = ["O", "B-negation", "B-junk", "I-junk", "O", "B-city", "I-city", "O"]
+        let byWhitespace = try SlotDecoder(labels: []).decode(tags: tags, encoding: encoding, text: text)
+        #expect(byWhitespace == [
+            SlotSpan(label: "negation", start: 0, end: 5, value: "don't"),
+            SlotSpan(label: "city", start: 11, end: 19, value: "new york"),
+        ])
+        let byTokenizer = try SlotDecoder(labels: [], segmentation: .tokenizerWords).decode(
+            tags: tags, encoding: encoding, text: text)
+        #expect(byTokenizer.map(\.value) == ["don", "'t", "new york"])
     }
 
     @Test func bioesSpansOverChineseCharacters() throws {
         let text = "我我我 play"
         let encoding = try tokenizer().encode(text)
         let labels = ["O", "B-singer", "E-singer", "S-song", "I-singer"]
-        let spans = try SlotDecoder(labels: labels, scheme: .bioes).decode(
+        let spans = try SlotDecoder(labels: labels, scheme: .bioes, segmentation: .everyToken).decode(
             tagIndices: [0, 1, 2, 3, 0, 0], encoding: encoding, text: text)
         #expect(spans == [
             SlotSpan(label: "singer", start: 0, end: 2, value: "我我"),
