@@ -1,3 +1,5 @@
+// `String._nfd` (the standard library's own canonical decomposition, SPI since Swift 5.7) gives NFD
+// scalar by scalar without Foundation's NSString bridging; we need it per scalar to keep alignments.
 @_spi(_Unicode) import Swift
 
 /// The BERT text normalizer (HF `BertNormalizer`): cleans control characters, spaces out CJK
@@ -34,6 +36,13 @@ public struct BertNormalizer: Sendable, Equatable {
         if handleChineseChars { Self.spaceOutChineseCharacters(&text) }
         if stripsAccents { Self.stripAccents(&text) }
         if lowercase { Self.lowercase(&text) }
+    }
+
+    /// Normalizes a string the way the tokenizer does before splitting it into words.
+    /// - Parameter text: the original text.
+    /// - Returns: the normalized text (e.g. "Crème Brûlée" becomes "creme brulee" with the defaults).
+    public func normalize(_ text: String) -> String {
+        String(String.UnicodeScalarView(normalizedScalars(text)))
     }
 
     /// The normalized form of a string (for added tokens that are matched after normalization).

@@ -92,6 +92,12 @@ struct WordPieceTokenizerTests {
         #expect(cased.tokens == ["[CLS]", "[UNK]", "[SEP]"])
     }
 
+    @Test func normalizerIsUsableOnItsOwn() {
+        #expect(BertNormalizer().normalize("Crème Brûlée\u{200B}\t中文") == "creme brulee  中  文 ")
+        #expect(BertNormalizer(lowercase: false).normalize("Crème") == "Crème")
+        #expect(BertNormalizer(stripAccents: false).normalize("Crème") == "crème")
+    }
+
     @Test func emptyAndWhitespaceOnlyTextGivesOnlySpecialTokens() throws {
         let tokenizer = try tinyTokenizer()
         for text in ["", " ", "\t\n ", "\u{200B}"] {
