@@ -13,10 +13,17 @@ let package = Package(
         .library(name: "KilnKernels", targets: ["KilnKernels"]),
         .library(name: "KilnRuntime", targets: ["KilnRuntime"]),
         .library(name: "KilnText", targets: ["KilnText"]),
+        .library(name: "KilnPasses", targets: ["KilnPasses"]),
+        .library(name: "KilnServe", targets: ["KilnServe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(name: "KilnCore"),
@@ -24,13 +31,27 @@ let package = Package(
             name: "KilnONNX",
             dependencies: ["KilnCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
-        .target(name: "KilnKernels", dependencies: ["KilnCore"]),
+        // oneDNN from the system (Debian's libdnnl-dev, installed by scripts/setup).
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        .target(name: "KilnKernels", dependencies: ["KilnCore", "CDNNL"]),
+        .target(name: "KilnPasses", dependencies: ["KilnCore"]),
         .target(name: "KilnRuntime", dependencies: ["KilnCore", "KilnKernels"]),
         .target(name: "KilnText", dependencies: ["KilnCore"]),
+        .target(
+            name: "KilnServe",
+            dependencies: [
+                "KilnCore", "KilnRuntime", "KilnText",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnONNX", "KilnKernels", "KilnRuntime", "KilnText",
+                "KilnCore", "KilnONNX", "KilnKernels", "KilnPasses", "KilnRuntime", "KilnText", "KilnServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -39,6 +60,11 @@ let package = Package(
         .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels"]),
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnONNX", "KilnRuntime"]),
         .testTarget(name: "KilnTextTests", dependencies: ["KilnText"]),
+        .testTarget(name: "KilnPassesTests", dependencies: ["KilnPasses", "KilnONNX", "KilnRuntime"]),
+        .testTarget(
+            name: "KilnServeTests",
+            dependencies: ["KilnServe", "KilnONNX", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -63,43 +63,10 @@ struct TensorDecoder {
     }
 
     private func decodeRaw(_ bytes: [UInt8], dtype: DType, shape: [Int], count: Int, context: String) throws -> Tensor {
-        let width = dtype.byteSize
-        guard bytes.count == count * width else {
-            throw KilnError.invalidModel("\(context): \(dtype.rawValue)\(shape) needs \(count * width) bytes of data, found \(bytes.count)")
-        }
-        return try bytes.withUnsafeBufferPointer { buffer -> Tensor in
-            let raw = UnsafeRawBufferPointer(buffer)
-            func load<T: FixedWidthInteger>(_: T.Type, _ index: Int) -> T {
-                T(littleEndian: raw.loadUnaligned(fromByteOffset: index * MemoryLayout<T>.size, as: T.self))
-            }
-            switch dtype {
-            case .float32:
-                return try Tensor(floats: (0..<count).map { Float(bitPattern: load(UInt32.self, $0)) }, shape: shape)
-            case .float64:
-                return try Tensor(floats: (0..<count).map { Float(Double(bitPattern: load(UInt64.self, $0))) }, shape: shape, dtype: .float64)
-            case .float16:
-                return try Tensor(floats: (0..<count).map { Float(Float16(bitPattern: load(UInt16.self, $0))) }, shape: shape, dtype: .float16)
-            case .bfloat16:
-                return try Tensor(floats: (0..<count).map { Float(bitPattern: UInt32(load(UInt16.self, $0)) << 16) }, shape: shape, dtype: .bfloat16)
-            case .int64, .uint64:
-                return try Tensor(ints: (0..<count).map { Int64(bitPattern: load(UInt64.self, $0)) }, shape: shape, dtype: dtype)
-            case .int32:
-                return try Tensor(ints: (0..<count).map { Int64(Int32(bitPattern: load(UInt32.self, $0))) }, shape: shape, dtype: dtype)
-            case .uint32:
-                return try Tensor(ints: (0..<count).map { Int64(load(UInt32.self, $0)) }, shape: shape, dtype: dtype)
-            case .int16:
-                return try Tensor(ints: (0..<count).map { Int64(Int16(bitPattern: load(UInt16.self, $0))) }, shape: shape, dtype: dtype)
-            case .uint16:
-                return try Tensor(ints: (0..<count).map { Int64(load(UInt16.self, $0)) }, shape: shape, dtype: dtype)
-            case .int8:
-                return try Tensor(ints: (0..<count).map { Int64(Int8(bitPattern: buffer[$0])) }, shape: shape, dtype: dtype)
-            case .uint8:
-                return try Tensor(ints: (0..<count).map { Int64(buffer[$0]) }, shape: shape, dtype: dtype)
-            case .bool:
-                return try Tensor(bools: (0..<count).map { buffer[$0] != 0 }, shape: shape)
-            case .string:
-                throw KilnError.invalidModel("\(context): string tensors are not supported")
-            }
+        do {
+            return try bytes.withUnsafeBytes { try TensorBytes.decode($0, dtype: dtype, shape: shape) }
+        } catch let error as KilnError {
+            throw KilnError.invalidModel("\(context): \(error)")
         }
     }
 

@@ -15,7 +15,7 @@ public struct ReferenceExecutor: InferenceEngine {
     public init(graph: Graph) throws {
         self.graph = graph
         self.order = try graph.topologicallySorted()
-        for node in order where node.domain != "" || ReferenceKernels.table[node.opType] == nil {
+        for node in order where ReferenceKernels.kernel(for: node) == nil {
             throw KilnError.unsupportedOperator(
                 opType: node.opType, domain: node.domain, node: node.name, opset: graph.opset,
                 supported: ReferenceKernels.table.keys.sorted())

@@ -7,7 +7,7 @@ import KilnONNX
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Describe a model: inputs and outputs with their dims, opset, op histogram, parameter count.",
+        abstract: "Describe a model (.onnx) or plan (.kiln): signature, opset, op histogram, parameters.",
         discussion: """
             Reads an ONNX model (external data files are looked up beside it) and prints its
             signature and contents. Operators Kiln does not support are listed, not rejected,
@@ -15,22 +15,34 @@ struct InspectCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The model to describe (.onnx).")
+    @Argument(help: "The model (.onnx) or plan (.kiln) to describe.")
     var model: String
 
     @Flag(help: "Print the description as JSON instead of text.")
     var json = false
 
     func run() throws {
-        let graph = try ONNXImporter(checksOperatorCoverage: false).load(URL(fileURLWithPath: model))
+        let loaded = try ModelLoading.load(model, checksOperatorCoverage: false)
+        let graph = loaded.graph
         let unsupported = graph.nodes.filter {
             !OperatorCoverage.supports(opType: $0.opType, domain: $0.domain, opset: graph.opset)
         }.map { $0.domain.isEmpty ? $0.opType : "\($0.domain):\($0.opType)" }
         if json {
             try printJSON(graph, unsupported: Array(Set(unsupported)).sorted())
         } else {
+            if let header = loaded.planHeader { printPlanHeader(header) }
             printText(graph, unsupported: Array(Set(unsupported)).sorted())
         }
+    }
+
+    private func printPlanHeader(_ header: PlanHeader) {
+        print("plan:       format \(header.formatVersion), built by kiln \(header.kilnVersion) at \(header.createdAt)")
+        print("target:     \(header.target.kind) \(header.target.architecture), precision \(header.precision)")
+        print("source:     \(header.sourceModelName) (sha256 \(header.sourceModelSHA256))")
+        if !header.buildOptions.isEmpty {
+            print("options:    " + header.buildOptions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        }
+        for line in header.passSummary { print("pass:       \(line)") }
     }
 
     private func printText(_ graph: Graph, unsupported: [String]) {

@@ -48,37 +48,10 @@ public enum NPYFile {
 
     /// Encodes a tensor as `.npy` bytes. bfloat16 is written as float32 (NumPy has no bfloat16).
     public static func encode(_ tensor: Tensor) -> Data {
-        let descr: String
-        var payload = Data()
-        switch tensor.dtype {
-        case .float16:
-            descr = "<f2"
-            for value in tensor.floats { appendLittleEndian(Float16(value).bitPattern, to: &payload) }
-        case .float64:
-            descr = "<f8"
-            for value in tensor.floats { appendLittleEndian(Double(value).bitPattern, to: &payload) }
-        case .float32, .bfloat16:
-            descr = "<f4"
-            for value in tensor.floats { appendLittleEndian(value.bitPattern, to: &payload) }
-        case .bool:
-            descr = "|b1"
-            payload.append(contentsOf: tensor.bools.map { $0 ? UInt8(1) : 0 })
-        case .int8:
-            descr = "|i1"
-            payload.append(contentsOf: tensor.ints.map { UInt8(bitPattern: Int8(truncatingIfNeeded: $0)) })
-        case .uint8:
-            descr = "|u1"
-            payload.append(contentsOf: tensor.ints.map { UInt8(truncatingIfNeeded: $0) })
-        case .int16, .uint16:
-            descr = tensor.dtype == .int16 ? "<i2" : "<u2"
-            for value in tensor.ints { appendLittleEndian(UInt16(truncatingIfNeeded: value), to: &payload) }
-        case .int32, .uint32:
-            descr = tensor.dtype == .int32 ? "<i4" : "<u4"
-            for value in tensor.ints { appendLittleEndian(UInt32(truncatingIfNeeded: value), to: &payload) }
-        case .int64, .uint64, .string:
-            descr = tensor.dtype == .uint64 ? "<u8" : "<i8"
-            for value in tensor.ints { appendLittleEndian(UInt64(bitPattern: value), to: &payload) }
-        }
+        // NumPy has no bfloat16 (nor Kiln's string placeholder): widen those to float32.
+        let stored = tensor.dtype == .bfloat16 ? (try? Tensor(floats: tensor.floats, shape: tensor.shape)) ?? tensor : tensor
+        let descr = descriptor(for: stored.dtype)
+        let payload = Data(TensorBytes.encode(stored))
         let shapeText = tensor.shape.isEmpty ? "()" : tensor.shape.count == 1 ? "(\(tensor.shape[0]),)"
             : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
@@ -96,6 +69,14 @@ public enum NPYFile {
     private static func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to data: inout Data) {
         withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) }
     }
+
+    /// NumPy's type descriptor for a dtype, and back.
+    private static let descriptors: [DType: String] = [
+        .float32: "<f4", .float64: "<f8", .float16: "<f2", .int64: "<i8", .uint64: "<u8", .int32: "<i4",
+        .uint32: "<u4", .int16: "<i2", .uint16: "<u2", .int8: "|i1", .uint8: "|u1", .bool: "|b1",
+    ]
+
+    private static func descriptor(for dtype: DType) -> String { descriptors[dtype] ?? "<f4" }
 
     private static func parseHeader(_ header: String) throws -> (descr: String, fortranOrder: Bool, shape: [Int]) {
         func field(_ key: String) -> Substring? {
@@ -120,38 +101,15 @@ public enum NPYFile {
     }
 
     private static func decodePayload(_ payload: [UInt8], descr: String, shape: [Int]) throws -> Tensor {
-        let count = Tensor.elementCount(of: shape)
         guard descr.first != ">" else { throw KilnError.invalidTensor("big-endian .npy data ('\(descr)') is not supported") }
-        let code = String(descr.dropFirst())
-        let width: Int
-        switch code {
-        case "f8", "i8", "u8": width = 8
-        case "f4", "i4", "u4": width = 4
-        case "f2", "i2", "u2": width = 2
-        case "i1", "u1", "b1": width = 1
-        default: throw KilnError.invalidTensor("unsupported .npy dtype '\(descr)'")
+        let code = descr.dropFirst()
+        guard let dtype = descriptors.first(where: { $0.value.dropFirst() == code })?.key else {
+            throw KilnError.invalidTensor("unsupported .npy dtype '\(descr)'")
         }
-        guard payload.count >= count * width else {
-            throw KilnError.invalidTensor("truncated .npy data: shape \(shape) needs \(count * width) bytes, found \(payload.count)")
+        let byteCount = Tensor.elementCount(of: shape) * dtype.byteSize
+        guard payload.count >= byteCount else {
+            throw KilnError.invalidTensor("truncated .npy data: shape \(shape) needs \(byteCount) bytes, found \(payload.count)")
         }
-        func word(_ index: Int) -> UInt64 {
-            var value: UInt64 = 0
-            for byte in 0..<width { value |= UInt64(payload[index * width + byte]) << (8 * UInt64(byte)) }
-            return value
-        }
-        switch code {
-        case "f4": return try Tensor(floats: (0..<count).map { Float(bitPattern: UInt32(word($0))) }, shape: shape)
-        case "f8": return try Tensor(floats: (0..<count).map { Float(Double(bitPattern: word($0))) }, shape: shape, dtype: .float64)
-        case "f2": return try Tensor(floats: (0..<count).map { Float(Float16(bitPattern: UInt16(word($0)))) }, shape: shape, dtype: .float16)
-        case "b1": return try Tensor(bools: (0..<count).map { word($0) != 0 }, shape: shape)
-        case "i8": return try Tensor(ints: (0..<count).map { Int64(bitPattern: word($0)) }, shape: shape)
-        case "u8": return try Tensor(ints: (0..<count).map { Int64(bitPattern: word($0)) }, shape: shape, dtype: .uint64)
-        case "i4": return try Tensor(ints: (0..<count).map { Int64(Int32(bitPattern: UInt32(word($0)))) }, shape: shape, dtype: .int32)
-        case "u4": return try Tensor(ints: (0..<count).map { Int64(word($0)) }, shape: shape, dtype: .uint32)
-        case "i2": return try Tensor(ints: (0..<count).map { Int64(Int16(bitPattern: UInt16(word($0)))) }, shape: shape, dtype: .int16)
-        case "u2": return try Tensor(ints: (0..<count).map { Int64(word($0)) }, shape: shape, dtype: .uint16)
-        case "i1": return try Tensor(ints: (0..<count).map { Int64(Int8(bitPattern: UInt8(word($0)))) }, shape: shape, dtype: .int8)
-        default: return try Tensor(ints: (0..<count).map { Int64(word($0)) }, shape: shape, dtype: .uint8)
-        }
+        return try payload[..<byteCount].withUnsafeBytes { try TensorBytes.decode($0, dtype: dtype, shape: shape) }
     }
 }

@@ -1,6 +1,6 @@
 /// A node attribute, as ONNX defines them (subgraph attributes are not supported: BERT-family
 /// exports do not use `If`/`Loop`).
-public enum Attribute: Sendable, Equatable {
+public enum Attribute: Sendable, Equatable, Codable {
     case int(Int64)
     case float(Float)
     case string(String)

@@ -1,5 +1,5 @@
 /// One dimension of a declared tensor shape: a fixed size or a named symbol such as `batch`.
-public enum Dimension: Sendable, Hashable, CustomStringConvertible {
+public enum Dimension: Sendable, Hashable, Codable, CustomStringConvertible {
     /// A size known when the model was exported.
     case fixed(Int)
     /// A size chosen at run time; the name is the exporter's (`batch`, `sequence`, ...) or

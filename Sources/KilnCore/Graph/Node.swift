@@ -1,5 +1,5 @@
 /// One operator application in the graph.
-public struct Node: Sendable, Equatable {
+public struct Node: Sendable, Equatable, Codable {
     /// The node's name (the exporter's, or one Kiln made up when the model left it empty).
     public var name: String
     /// The operator type, e.g. `MatMul`.

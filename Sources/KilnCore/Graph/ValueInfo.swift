@@ -1,5 +1,5 @@
 /// What the model declares about a named value: its element type and shape, when known.
-public struct ValueInfo: Sendable, Equatable {
+public struct ValueInfo: Sendable, Equatable, Codable {
     /// The value's name, unique in the graph.
     public var name: String
     /// The element type, when declared.

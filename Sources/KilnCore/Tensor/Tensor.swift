@@ -7,7 +7,7 @@
 /// Fast kernels use their own packed buffers; this type is for correctness and I/O.
 public struct Tensor: Sendable, Equatable {
     /// How the elements are held.
-    public enum Storage: Sendable, Equatable {
+    public enum Storage: Sendable, Equatable, Codable {
         case float([Float])
         case int([Int64])
         case bool([Bool])

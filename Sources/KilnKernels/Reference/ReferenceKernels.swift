@@ -49,7 +49,8 @@ public typealias ReferenceKernel = @Sendable (OpContext) throws -> [Tensor]
 /// Each kernel follows the ONNX specification literally (including per-opset differences) and
 /// computes in `Float`/`Int64`; fast kernels are tested against these.
 public enum ReferenceKernels {
-    /// Kernels by ONNX op type.
+    /// Kernels by op type: plain for the default ONNX domain, `domain::OpType` otherwise
+    /// (Kiln's fused operators are `kiln::FusedMatMul` and so on).
     public static let table: [String: ReferenceKernel] = {
         var table: [String: ReferenceKernel] = [:]
         ElementwiseKernels.register(into: &table)
@@ -60,16 +61,27 @@ public enum ReferenceKernels {
         ShapeKernels.register(into: &table)
         IndexingKernels.register(into: &table)
         GeneratorKernels.register(into: &table)
+        KilnDomainKernels.register(into: &table)
         return table
     }()
 
     /// Runs `node` on `inputs`.
     /// - Returns: one tensor per node output (optional outputs included).
     public static func run(_ node: Node, inputs: [Tensor?], opset: Int) throws -> [Tensor] {
-        guard node.domain.isEmpty, let kernel = table[node.opType] else {
+        guard let kernel = kernel(for: node) else {
             throw KilnError.unsupportedOperator(
                 opType: node.opType, domain: node.domain, node: node.name, opset: opset, supported: table.keys.sorted())
         }
         return try kernel(OpContext(node: node, inputs: inputs, opset: opset))
+    }
+
+    /// The table key of an operator: `OpType` in the default domain, `domain::OpType` otherwise.
+    public static func key(opType: String, domain: String) -> String {
+        domain.isEmpty || domain == "ai.onnx" ? opType : "\(domain)::\(opType)"
+    }
+
+    /// The kernel for `node`, or nil when there is none.
+    public static func kernel(for node: Node) -> ReferenceKernel? {
+        table[key(opType: node.opType, domain: node.domain)]
     }
 }

@@ -1,0 +1,29 @@
+import Foundation
+import KilnCore
+import KilnONNX
+import KilnRuntime
+
+/// Opens what the user named: an ONNX model or a `.kiln` plan.
+enum ModelLoading {
+    /// A loaded model: its graph and, for plans, the plan header.
+    struct Loaded {
+        var graph: Graph
+        var planHeader: PlanHeader?
+    }
+
+    static func isPlan(_ path: String) -> Bool { path.hasSuffix(".kiln") }
+
+    static func load(_ path: String, checksOperatorCoverage: Bool = true) throws -> Loaded {
+        let url = URL(fileURLWithPath: path)
+        if isPlan(path) {
+            let plan = try PlanFile.read(url)
+            return Loaded(graph: plan.graph, planHeader: plan.header)
+        }
+        return Loaded(graph: try ONNXImporter(checksOperatorCoverage: checksOperatorCoverage).load(url), planHeader: nil)
+    }
+
+    /// The engine that runs `loaded`.
+    static func engine(for loaded: Loaded) throws -> any InferenceEngine {
+        try ReferenceExecutor(graph: loaded.graph)
+    }
+}
