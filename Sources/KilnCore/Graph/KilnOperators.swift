@@ -38,3 +38,20 @@ public enum KilnOperators {
     /// All Kiln operator types.
     public static let all: [String] = [layerNorm, skipLayerNorm, gelu, fusedMatMul, attention]
 }
+
+extension KilnOperators {
+    /// Optional string attribute on `FusedMatMul` and `Attention`: `"fp32"` (the default when
+    /// absent) or `"bf16"`. Set by the precision-assignment pass; it tells an engine which
+    /// precision it may compute the node's products in (inputs rounded to bf16, accumulation
+    /// in fp32). The reference kernels ignore it: the reference is always fp32.
+    public static let precisionAttribute = "precision"
+
+    /// Optional int attribute on `Attention` (default 0). When 1, attention probabilities that
+    /// are NaN are replaced by 0 before multiplying by V, exactly as the
+    /// `Where(IsNaN(p), 0, p)` guard exporters put after the softmax (a fully masked row with
+    /// a `-inf` mask gives a zero context instead of NaN).
+    public static let nanToZeroAttribute = "nan_to_zero"
+
+    /// The precisions ``precisionAttribute`` may name.
+    public static let precisions: [String] = ["fp32", "bf16"]
+}
