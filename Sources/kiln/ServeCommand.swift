@@ -1,0 +1,131 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import KilnONNX
+import KilnRuntime
+import KilnServe
+import Logging
+
+/// `kiln serve`: the NLU server (NLU API, Open Inference Protocol v2, admin API, /metrics).
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the model repository over HTTP: NLU API, Open Inference Protocol v2, metrics.",
+        discussion: """
+            Examples:
+              kiln serve                                   # models/ on 127.0.0.1:8080
+              kiln serve --model-repository models --port 9000 --instances 2 --max-batch-size 32
+              KILN_ADMIN_TOKEN=secret kiln serve --config serve.json
+
+            Endpoints: POST /v1/parse {"text": "..."}, POST /v1/parse/batch {"texts": [...]},
+            GET /v2/health/live|ready, GET /v2, GET /v2/models/NAME[/versions/V][/ready|/config],
+            POST /v2/models/NAME/infer (JSON and binary tensors), POST /v2/repository/index,
+            GET /metrics. Admin (bearer token): POST /v2/repository/models/NAME/load|unload,
+            POST|GET /admin/models/NAME/rollout, POST .../rollout/promote|rollback.
+
+            The config file is JSON: {"defaults": {...}, "models": {"NAME": {"max_batch_size": 16,
+            "max_queue_delay_ms": 5, "max_queue_size": 256, "queue_timeout_ms": 10000, "instances": 1,
+            "version_policy": {"specific": 2}}}, "admin_token": "...", "max_body_bytes": 8388608,
+            "max_text_characters": 20000, "load": ["NAME", ...]}. Command-line options override it.
+            SIGTERM or SIGINT stops accepting, answers every in-flight request, then exits.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The model repository: a directory of NAME/VERSION/ folders (default: ./models, else the repo's models/).", valueName: "dir"))
+    var modelRepository: String?
+
+    @Option(help: "The address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "The port to listen on (0 picks a free one).")
+    var port: Int = 8080
+
+    @Option(help: "Engine threads per instance (for engines that use threads).")
+    var threads: Int?
+
+    @Option(help: "Engine instances per model, each on its own worker thread.")
+    var instances: Int?
+
+    @Option(help: "The most utterances per engine call.")
+    var maxBatchSize: Int?
+
+    @Option(help: "How long the batcher waits to fill a batch, in milliseconds.")
+    var maxQueueDelayMs: Double?
+
+    @Option(help: "The most queued requests per model; more get 429 with Retry-After.")
+    var maxQueueSize: Int?
+
+    @Option(help: ArgumentHelp("A JSON config file with per-model settings.", valueName: "file"))
+    var config: String?
+
+    @Option(help: "The admin API's bearer token (or set KILN_ADMIN_TOKEN); without one the admin API is disabled.")
+    var adminToken: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        if let instances, instances < 1 { throw ValidationError("--instances must be at least 1") }
+        if let maxBatchSize, maxBatchSize < 1 { throw ValidationError("--max-batch-size must be at least 1") }
+        if let maxQueueDelayMs, maxQueueDelayMs < 0 { throw ValidationError("--max-queue-delay-ms must not be negative") }
+        if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
+        if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
+    }
+
+    func run() throws {
+        var configuration = ServeConfiguration(modelRepository: try repositoryURL())
+        if let config { try configuration.apply(configFile: URL(fileURLWithPath: config)) }
+        configuration.host = host
+        configuration.port = port
+        configuration.threads = threads
+        configuration.adminToken = adminToken ?? ProcessInfo.processInfo.environment["KILN_ADMIN_TOKEN"] ?? configuration.adminToken
+        applyOverrides(to: &configuration.defaultModelSettings)
+        for name in configuration.modelSettings.keys { applyOverrides(to: &configuration.modelSettings[name]!) }
+
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "kiln.serve")
+        let server = try KilnServer(configuration: configuration, engineFactory: Self.engineFactory, logger: logger)
+        try Self.runBlocking { try await server.run() }
+    }
+
+    /// The engine every model version runs on. Swap this one line for the compiled engine.
+    static let engineFactory: EngineFactory = { directory in
+        try ReferenceExecutor(graph: ONNXImporter().load(directory.modelURL))
+    }
+
+    private func applyOverrides(to settings: inout ModelSettings) {
+        if let instances { settings.instances = instances }
+        if let maxBatchSize { settings.maxBatchSize = maxBatchSize }
+        if let maxQueueDelayMs { settings.maxQueueDelayMs = maxQueueDelayMs }
+        if let maxQueueSize { settings.maxQueueSize = maxQueueSize }
+    }
+
+    /// --model-repository, else ./models, else the models/ folder of the source checkout the tool was built from.
+    private func repositoryURL() throws -> URL {
+        if let modelRepository { return URL(fileURLWithPath: modelRepository) }
+        let local = URL(fileURLWithPath: "models")
+        if FileManager.default.fileExists(atPath: local.path) { return local }
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let embedded = packageRoot.appendingPathComponent("models")
+        if FileManager.default.fileExists(atPath: embedded.path) { return embedded }
+        throw ValidationError("no model repository: ./models does not exist; pass --model-repository DIR")
+    }
+
+    /// Runs async work from this synchronous command and waits for it.
+    private static func runBlocking(_ work: @escaping @Sendable () async throws -> Void) throws {
+        final class Outcome: @unchecked Sendable { var error: (any Error)? }
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { try await work() } catch { outcome.error = error }
+            done.signal()
+        }
+        done.wait()
+        if let error = outcome.error { throw error }
+    }
+}
