@@ -4,7 +4,7 @@ import KilnCore
 //
 // Pattern (one self-attention block; Q, K, V are [B, S, H] projections):
 //
-//     Q ─► split heads ─► (·scale?) ─┐
+//     Q ─► split heads ─► (·scale?) ─┐            (or Where(mask, fill ≤ -1e30, ·) masked_fill)
 //                                    MatMul ─► (·scale | /scale)? ─► Add(mask)? ─► Softmax(-1)
 //     K ─► split heads, transposed ─► (·scale?) ─┘                                       │
 //                                                        (Where(IsNaN(p), 0, p))? ◄──────┘
@@ -31,6 +31,9 @@ public struct AttentionFusionPass: Pass {
 
     public init() {}
 
+    /// The float zero the masked_fill rewrite uses.
+    static let zeroConstant = "kiln_attention_zero"
+
     public func run(_ graph: inout Graph) throws -> PassReport {
         let types = try ShapeInference(graph: graph)
         let index = GraphIndex(graph)
@@ -46,7 +49,10 @@ public struct AttentionFusionPass: Pass {
             guard let position = index.producers[block.output], replacements[position] == nil else { continue }
             var attributes: [String: Attribute] = ["num_heads": .int(Int64(block.heads)), "scale": .float(block.scale)]
             if block.nanToZero { attributes[KilnOperators.nanToZeroAttribute] = .int(1) }
-            replacements[position] = [
+            if !block.maskNodes.isEmpty, graph.initializers[Self.zeroConstant] == nil {
+                graph.initializers[Self.zeroConstant] = Tensor.scalar(Float(0))
+            }
+            replacements[position] = block.maskNodes + [
                 Node(
                     name: "\(node.name)/Attention", opType: KilnOperators.attention, domain: KilnOperators.domain,
                     inputs: [block.query, block.key, block.value] + (block.mask.map { [$0] } ?? []), outputs: [block.output],
@@ -72,6 +78,8 @@ struct AttentionBlock {
     var scale: Float
     var nanToZero: Bool
     var output: String
+    /// Nodes to insert before the Attention node (an additive mask made from a masked_fill).
+    var maskNodes: [Node] = []
 }
 
 /// Matches one attention block around its Softmax; `failure` says why not.
@@ -93,7 +101,13 @@ struct AttentionMatcher {
         // Scores: [scale] → [Add mask] → Softmax.
         var scoresValue = softmax.inputs[0]
         var mask: String?
-        if let add = index.producer(of: scoresValue, is: "Add") {
+        var maskNodes: [Node] = []
+        if let whereNode = index.producer(of: scoresValue, is: "Where") {
+            guard let (scores, additive) = maskedFill(whereNode) else { return fail("Where before the softmax is not a masked_fill of the scores") }
+            scoresValue = scores
+            maskNodes = [additive]
+            mask = additive.outputs[0]
+        } else if let add = index.producer(of: scoresValue, is: "Add") {
             for candidate in add.inputs where scoresProduct(candidate) != nil {
                 mask = add.otherInput(than: candidate)
                 scoresValue = candidate
@@ -125,7 +139,24 @@ struct AttentionMatcher {
         }
         return AttentionBlock(
             query: query.base, key: key.base, value: value.base, mask: mask, heads: heads,
-            scale: scoresScale * query.scale * key.scale, nanToZero: nanToZero, output: output)
+            scale: scoresScale * query.scale * key.scale, nanToZero: nanToZero, output: output, maskNodes: maskNodes)
+    }
+
+    /// `Where(c, fill, scores)` or `Where(c, scores, fill)` with `fill` a constant ≤ -1e30 (or
+    /// -inf): returns the scores and a node computing the equivalent additive mask
+    /// `Where(c, fill, 0)` (or `Where(c, 0, fill)`). Adding a fill that large to any finite
+    /// score rounds to the fill itself, so softmax sees the same values.
+    private func maskedFill(_ node: Node) -> (String, Node)? {
+        guard node.inputs.count == 3 else { return nil }
+        for (fillSlot, scoresSlot) in [(1, 2), (2, 1)] {
+            guard let fill = index.scalar(node.inputs[fillSlot]), fill <= -1e30, scoresProduct(node.inputs[scoresSlot]) != nil,
+                types.shape(of: node.outputs[0]) == types.shape(of: node.inputs[scoresSlot])
+            else { continue }
+            var inputs = node.inputs
+            inputs[scoresSlot] = AttentionFusionPass.zeroConstant
+            return (node.inputs[scoresSlot], Node(name: "\(node.name)/additive_mask", opType: "Where", inputs: inputs, outputs: ["\(node.outputs[0])_additive_mask"]))
+        }
+        return nil
     }
 
     private mutating func fail<T>(_ reason: String) -> T? {
