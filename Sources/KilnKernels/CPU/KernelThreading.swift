@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+
+/// How many threads the CPU kernels use, for both runtimes underneath them:
+///
+/// - oneDNN (Debian's build) runs GEMMs on **OpenMP** (libgomp). OpenMP's thread count is a
+///   per-thread setting, so ``FusedMatMulKernel`` applies ``CPUThreading/gemmThreadCount`` on
+///   the calling thread before every execution (a store into libgomp, nanoseconds).
+/// - The Swift SIMD kernels spread rows, or (sequence, head) pairs, over
+///   ``CPUThreading/parallelFor(_:width:minimumChunk:_:)``, which uses Dispatch's worker pool
+///   with at most `width` concurrent chunks.
+///
+/// The default for both is the number of online CPUs; set `KILN_NUM_THREADS` (or
+/// `OMP_NUM_THREADS`) in the environment, or call ``configure(threadCount:)``.
+public enum CPUThreading {
+    private static let state = ThreadCountState()
+
+    /// The thread count GEMMs and SIMD kernels use.
+    public static var threadCount: Int { state.threadCount }
+
+    /// Threads for oneDNN GEMMs (same as ``threadCount``).
+    public static var gemmThreadCount: Int { state.threadCount }
+
+    /// Sets the thread count for every CPU kernel.
+    /// - Parameter threadCount: threads to use, at least 1.
+    public static func configure(threadCount: Int) {
+        state.threadCount = max(1, threadCount)
+    }
+
+    /// Sets OpenMP's thread count for parallel regions started from the calling thread.
+    static func applyOpenMPThreadCount() {
+        if let setNumThreads = OpenMP.setNumThreads {
+            setNumThreads(Int32(state.threadCount))
+        }
+    }
+
+    /// Runs `body(chunkRange)` over `0..<count` split into at most `width` contiguous chunks,
+    /// concurrently; returns when all chunks are done. Runs inline when one chunk suffices.
+    /// - Parameters:
+    ///   - count: number of work items.
+    ///   - width: maximum concurrent chunks (default ``threadCount``).
+    ///   - minimumChunk: fewest items worth a chunk of their own (amortizes dispatch cost).
+    ///   - body: processes one chunk; must only touch state disjoint from other chunks.
+    public static func parallelFor(
+        _ count: Int, width: Int = CPUThreading.threadCount, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void
+    ) {
+        guard count > 0 else { return }
+        let chunks = max(1, min(width, count / max(1, minimumChunk)))
+        if chunks == 1 {
+            body(0..<count)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                let start = count * chunk / chunks
+                let end = count * (chunk + 1) / chunks
+                shared.value(start..<end)
+            }
+        }
+    }
+
+    /// Runs `body(chunk, chunks)` for `chunk` in `0..<chunks` concurrently (inline when
+    /// `chunks` is 1); the body picks its share of the work, e.g. every `chunks`-th item.
+    public static func parallelChunks(_ chunks: Int, _ body: (_ chunk: Int, _ chunks: Int) -> Void) {
+        if chunks <= 1 {
+            body(0, 1)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in shared.value(chunk, chunks) }
+        }
+    }
+}
+
+/// Hands a closure to Dispatch's workers. Safe because `parallelFor`/`parallelChunks` wait for
+/// every chunk before returning and document that chunks must touch disjoint state.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+/// The thread count, readable from any thread.
+private final class ThreadCountState: @unchecked Sendable {
+    private var value: Int
+    private var lock = pthread_mutex_t()
+
+    init() {
+        pthread_mutex_init(&lock, nil)
+        value = ThreadCountState.environmentThreadCount() ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    var threadCount: Int {
+        get { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return value }
+        set { pthread_mutex_lock(&lock); value = newValue; pthread_mutex_unlock(&lock) }
+    }
+
+    static func environmentThreadCount() -> Int? {
+        for name in ["KILN_NUM_THREADS", "OMP_NUM_THREADS"] {
+            if let raw = getenv(name), let count = Int(String(cString: raw)), count > 0 { return count }
+        }
+        return nil
+    }
+}
+
+/// libgomp's `omp_set_num_threads`, found at run time (oneDNN loads libgomp; Kiln does not link it).
+enum OpenMP {
+    typealias SetNumThreads = @convention(c) (Int32) -> Void
+    typealias GetMaxThreads = @convention(c) () -> Int32
+
+    static let setNumThreads: SetNumThreads? = symbol("omp_set_num_threads", as: SetNumThreads.self)
+    static let getMaxThreads: GetMaxThreads? = symbol("omp_get_max_threads", as: GetMaxThreads.self)
+
+    private static func symbol<T>(_ name: String, as type: T.Type) -> T? {
+        let handle = dlopen(nil, RTLD_NOW) ?? dlopen("libgomp.so.1", RTLD_NOW)
+        guard let handle, let pointer = dlsym(handle, name) ?? dlsym(dlopen("libgomp.so.1", RTLD_NOW), name) else {
+            return nil
+        }
+        return unsafeBitCast(pointer, to: type)
+    }
+}

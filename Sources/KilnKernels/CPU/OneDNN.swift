@@ -1,0 +1,116 @@
+import CDNNL
+import KilnCore
+
+/// A oneDNN CPU engine: the handle every GEMM primitive and packed weight buffer is created on.
+/// Immutable and shareable across threads (oneDNN engines are thread-safe).
+public final class CPUEngine: @unchecked Sendable {
+    let handle: dnnl_engine_t
+
+    /// Creates a CPU engine.
+    /// - Throws: ``KilnError`` when oneDNN cannot create one.
+    public init() throws {
+        var engine: dnnl_engine_t?
+        try OneDNN.check(dnnl_engine_create(&engine, dnnl_cpu, 0), "create a CPU engine")
+        handle = engine!
+    }
+
+    /// The process-wide default engine.
+    public static let shared: CPUEngine = try! CPUEngine()
+
+    deinit { dnnl_engine_destroy(handle) }
+}
+
+/// A oneDNN stream plus the per-worker scratch the GEMM wrappers need (the bf16 copy of an
+/// fp32 input). One per worker thread, like the runtime's `ExecutionContext`: use it from one
+/// thread at a time.
+public final class CPUStream: @unchecked Sendable {
+    let handle: dnnl_stream_t
+    /// The engine this stream runs on.
+    public let engine: CPUEngine
+    private var bfloat16Scratch: UnsafeMutablePointer<UInt16>?
+    private var bfloat16ScratchCount = 0
+
+    /// Creates a stream on `engine`.
+    public init(engine: CPUEngine = .shared) throws {
+        var stream: dnnl_stream_t?
+        try OneDNN.check(dnnl_stream_create(&stream, engine.handle, UInt32(dnnl_stream_default_flags.rawValue)), "create a stream")
+        handle = stream!
+        self.engine = engine
+    }
+
+    /// A bf16 buffer of at least `count` elements, grown (rarely) and reused.
+    func bfloat16Buffer(count: Int) -> UnsafeMutablePointer<UInt16> {
+        if count > bfloat16ScratchCount {
+            bfloat16Scratch?.deallocate()
+            let capacity = max(count, bfloat16ScratchCount * 2)
+            bfloat16Scratch = .allocate(capacity: capacity)
+            bfloat16ScratchCount = capacity
+        }
+        return bfloat16Scratch!
+    }
+
+    deinit {
+        dnnl_stream_destroy(handle)
+        bfloat16Scratch?.deallocate()
+    }
+}
+
+/// Small helpers over oneDNN's C API.
+enum OneDNN {
+    static func check(_ status: dnnl_status_t, _ what: String) throws {
+        guard status == dnnl_success else {
+            throw KilnError.invalidInput("oneDNN could not \(what): \(describe(status))")
+        }
+    }
+
+    static func describe(_ status: dnnl_status_t) -> String {
+        switch status {
+        case dnnl_out_of_memory: return "out of memory"
+        case dnnl_invalid_arguments: return "invalid arguments"
+        case dnnl_unimplemented: return "no implementation for these shapes/types on this CPU"
+        case dnnl_runtime_error: return "runtime error"
+        default: return "status \(status.rawValue)"
+        }
+    }
+
+    /// A plain row-major memory descriptor (`tag` = `dnnl_ab` for 2-D), or `format_kind any`.
+    static func memoryDescriptor(_ dims: [Int], _ dataType: dnnl_data_type_t, _ tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
+        var descriptor = dnnl_memory_desc_t()
+        let dims64 = dims.map { Int64($0) }
+        try dims64.withUnsafeBufferPointer { buffer in
+            try check(dnnl_memory_desc_init_by_tag(&descriptor, Int32(dims.count), buffer.baseAddress, dataType, tag), "describe a \(dims) tensor")
+        }
+        return descriptor
+    }
+
+    /// The implementation a primitive descriptor picked, e.g. `brg:avx512_core_bf16`.
+    static func implementationName(_ primitiveDescriptor: dnnl_primitive_desc_t) -> String {
+        var name: UnsafePointer<CChar>?
+        guard dnnl_primitive_desc_query(primitiveDescriptor, dnnl_query_impl_info_str, 0, &name) == dnnl_success, let name else {
+            return "unknown"
+        }
+        return String(cString: name)
+    }
+
+    /// Runs `primitive` with up to four `(argument, memory)` pairs and waits for it. No heap
+    /// allocation: the argument list lives on the stack.
+    static func execute(
+        _ primitive: dnnl_primitive_t, stream: CPUStream, _ first: (Int32, dnnl_memory_t), _ second: (Int32, dnnl_memory_t),
+        _ third: (Int32, dnnl_memory_t)? = nil, _ fourth: (Int32, dnnl_memory_t)? = nil
+    ) throws {
+        try withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: 4) { buffer in
+            var count = 0
+            func append(_ argument: (Int32, dnnl_memory_t)?) {
+                guard let argument else { return }
+                buffer[count] = dnnl_exec_arg_t(arg: argument.0, memory: argument.1)
+                count += 1
+            }
+            append(first)
+            append(second)
+            append(third)
+            append(fourth)
+            try check(dnnl_primitive_execute(primitive, stream.handle, Int32(count), buffer.baseAddress), "execute a primitive")
+        }
+        try check(dnnl_stream_wait(stream.handle), "wait for a stream")
+    }
+}
