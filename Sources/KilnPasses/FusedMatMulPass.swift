@@ -29,7 +29,7 @@ public struct FusedMatMulPass: Pass {
         let index = GraphIndex(graph)
         var replacements: [Int: [Node]] = [:]
         var fused = 0, withBias = 0, withActivation = 0
-        for (position, node) in graph.nodes.enumerated() {
+        for node in graph.nodes {
             guard let (a, weights, bias) = gemmOperands(node, index: index, types: types, graph: &graph) else { continue }
             var final = node.outputs[0]
             var biasName = bias
