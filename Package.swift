@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"]),
         .testTarget(name: "KilnONNXTests", dependencies: ["KilnONNX", "KilnRuntime"], resources: []),
         .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels"]),
-        .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnONNX", "KilnRuntime"]),
+        .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnONNX", "KilnRuntime", "KilnPasses"]),
         .testTarget(name: "KilnTextTests", dependencies: ["KilnText"]),
         .testTarget(name: "KilnPassesTests", dependencies: ["KilnPasses", "KilnONNX", "KilnRuntime"]),
         .testTarget(

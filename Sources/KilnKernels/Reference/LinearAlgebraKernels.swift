@@ -26,14 +26,9 @@ enum LinearAlgebraKernels {
         let aValues = a.floats, bValues = b.floats
         var output = [Float](repeating: 0, count: aBatches.count * m * n)
         for (batchIndex, (aBatch, bBatch)) in zip(aBatches, bBatches).enumerated() {
-            let aBase = aBatch * m * k, bBase = bBatch * k * n, cBase = batchIndex * m * n
-            for row in 0..<m {
-                for column in 0..<n {
-                    var sum: Float = 0
-                    for inner in 0..<k { sum += aValues[aBase + row * k + inner] * bValues[bBase + inner * n + column] }
-                    output[cBase + row * n + column] = sum
-                }
-            }
+            multiply(
+                aValues, offset: aBatch * m * k, bValues, offset: bBatch * k * n, into: &output,
+                offset: batchIndex * m * n, m: m, k: k, n: n)
         }
         var shape = batch + [m, n]
         if b.rank == 1 { shape.removeLast() }
@@ -42,6 +37,34 @@ enum LinearAlgebraKernels {
             return [try Tensor(ints: output.map { Tensor.truncatingToInt64($0) }, shape: shape, dtype: a.dtype)]
         }
         return [try Tensor(floats: output, shape: shape, dtype: a.dtype)]
+    }
+
+    /// The `[columns, rows]` transpose of a row-major `[rows, columns]` matrix.
+    static func transposed(_ values: [Float], rows: Int, columns: Int) -> [Float] {
+        (0..<(rows * columns)).map { index in values[(index % rows) * columns + index / rows] }
+    }
+
+    /// `C[m, n] = Σ_k A[m, k] B[k, n]` for one pair of row-major matrices. The loops run in
+    /// m-k-n order so the innermost one walks rows of B and C contiguously; the sum for each
+    /// output element still adds the k products in order, as the textbook m-n-k loop would.
+    static func multiply(
+        _ a: [Float], offset aOffset: Int, _ b: [Float], offset bOffset: Int, into c: inout [Float], offset cOffset: Int,
+        m: Int, k: Int, n: Int
+    ) {
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in
+                    for row in 0..<m {
+                        let cRow = cOffset + row * n
+                        for inner in 0..<k {
+                            let left = a[aOffset + row * k + inner]
+                            let bRow = bOffset + inner * n
+                            for column in 0..<n { c[cRow + column] += left * b[bRow + column] }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// `Y = alpha · op(A) · op(B) + beta · C`, where op transposes when `transA`/`transB` is set
@@ -57,7 +80,8 @@ enum LinearAlgebraKernels {
         let (m, k) = transA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
         let (kB, n) = transB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
         guard k == kB else { throw context.failure("inner dimensions differ: \(a.signature) × \(b.signature) (transA=\(transA), transB=\(transB))") }
-        let aValues = a.floats, bValues = b.floats
+        let aValues = transA ? transposed(a.floats, rows: k, columns: m) : a.floats
+        let bValues = transB ? transposed(b.floats, rows: n, columns: k) : b.floats
         var bias = [Float](repeating: 0, count: m * n)
         if let c = context.optionalInput(2) {
             guard Broadcasting.shape([c.shape, [m, n]]) == [m, n] else {
@@ -66,18 +90,9 @@ enum LinearAlgebraKernels {
             let values = c.floats
             bias = Broadcasting.sourceIndices(from: c.shape, to: [m, n]).map { values[$0] }
         }
-        var output = [Float](repeating: 0, count: m * n)
-        for row in 0..<m {
-            for column in 0..<n {
-                var sum: Float = 0
-                for inner in 0..<k {
-                    let left = transA ? aValues[inner * m + row] : aValues[row * k + inner]
-                    let right = transB ? bValues[column * k + inner] : bValues[inner * n + column]
-                    sum += left * right
-                }
-                output[row * n + column] = alpha * sum + beta * bias[row * n + column]
-            }
-        }
+        var product = [Float](repeating: 0, count: m * n)
+        multiply(aValues, offset: 0, bValues, offset: 0, into: &product, offset: 0, m: m, k: k, n: n)
+        let output = zip(product, bias).map { alpha * $0 + beta * $1 }
         return [try Tensor(floats: output, shape: [m, n], dtype: a.dtype)]
     }
 }

@@ -1,0 +1,75 @@
+import KilnCore
+import KilnKernels
+
+/// A compiled model ready to run on the CPU: the optimized graph of a plan, with its fused
+/// operators bound to Kiln's fast kernels (oneDNN GEMMs with packed weights, SIMD layer norm,
+/// GELU, softmax and attention) and everything else to the reference kernels.
+///
+/// Immutable after construction and safe to share between threads; each concurrent ``run(_:)``
+/// takes its own ``ExecutionContext``.
+public final class Engine: InferenceEngine, @unchecked Sendable {
+    /// The optimized graph.
+    public let graph: Graph
+    /// How many nodes run on a fast kernel vs the reference kernels, by op type.
+    public let kernelSummary: [String: String]
+    private let steps: [EngineStep]
+    private let lastUse: [String: Int]
+    private let contexts = ExecutionContextPool()
+
+    /// Binds `graph` to kernels: packs every FusedMatMul's weights (in bf16 where the node's
+    /// `precision` attribute says so), and prepares attention kernels.
+    /// - Throws: ``KilnError`` when a node has no kernel at all, or asks for a precision this
+    ///   CPU cannot run.
+    public init(graph: Graph) throws {
+        self.graph = graph
+        let order = try graph.topologicallySorted()
+        steps = try order.map { try EngineStep.bind($0, graph: graph) }
+        var lastUse: [String: Int] = [:]
+        for (position, node) in order.enumerated() {
+            for input in node.inputs where !input.isEmpty { lastUse[input] = position }
+        }
+        for output in graph.outputs { lastUse[output.name] = order.count }
+        self.lastUse = lastUse
+        var summary: [String: (fast: Int, reference: Int)] = [:]
+        for step in steps {
+            let key = step.node.domain.isEmpty ? step.node.opType : "\(step.node.domain):\(step.node.opType)"
+            if step.isFast { summary[key, default: (0, 0)].fast += 1 } else { summary[key, default: (0, 0)].reference += 1 }
+        }
+        kernelSummary = summary.mapValues { "\($0.fast) fast, \($0.reference) reference" }
+    }
+
+    /// Loads a plan's graph (the plan was already validated for this CPU when it was read).
+    public convenience init(plan: Plan) throws {
+        try self.init(graph: plan.graph)
+    }
+
+    public var inputSignature: [ValueInfo] { graph.inputs }
+    public var outputSignature: [ValueInfo] { graph.outputs }
+
+    /// Runs the model once.
+    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        try InputValidator.validate(inputs, against: graph.inputs)
+        return try contexts.withContext { context in
+            var values = inputs
+            for (position, step) in steps.enumerated() {
+                let node = step.node
+                let operands = try node.inputs.map { name -> Tensor? in
+                    if name.isEmpty { return nil }
+                    if let value = values[name] ?? graph.initializers[name] { return value }
+                    throw KilnError.invalidModel("node '\(node.name)' reads '\(name)', which has no value")
+                }
+                let results = try step.run(operands, opset: graph.opset, context: context)
+                for (name, tensor) in zip(node.outputs, results) where !name.isEmpty { values[name] = tensor }
+                for name in node.inputs where lastUse[name] == position { values[name] = nil }
+            }
+            var outputs: [String: Tensor] = [:]
+            for output in graph.outputs {
+                guard let tensor = values[output.name] ?? graph.initializers[output.name] else {
+                    throw KilnError.invalidModel("output '\(output.name)' was never produced")
+                }
+                outputs[output.name] = tensor
+            }
+            return outputs
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import KilnCore
+import KilnKernels
+
+/// One node of an ``Engine``, bound to the kernel that runs it.
+///
+/// Fast kernels take contiguous fp32 tensors of the shapes the Kiln operator defines; when a
+/// call's tensors don't fit (another dtype, an unusual mask shape), the step runs the
+/// reference kernel instead, so a fast path can only ever be an optimization, never a change
+/// in results.
+struct EngineStep: @unchecked Sendable {
+    enum Kernel {
+        case fusedMatMul(FusedMatMulKernel)
+        case attention(numHeads: Int, scale: Float?)
+        case layerNorm(epsilon: Float)
+        case skipLayerNorm(epsilon: Float)
+        case gelu(GeluKernel.Approximation)
+        case softmaxLastAxis
+        case reference
+    }
+
+    let node: Node
+    let kernel: Kernel
+    let reference: ReferenceKernel
+
+    var isFast: Bool {
+        if case .reference = kernel { return false }
+        return true
+    }
+
+    static func bind(_ node: Node, graph: Graph) throws -> EngineStep {
+        guard let reference = ReferenceKernels.kernel(for: node) else {
+            throw KilnError.unsupportedOperator(
+                opType: node.opType, domain: node.domain, node: node.name, opset: graph.opset,
+                supported: ReferenceKernels.table.keys.sorted())
+        }
+        return EngineStep(node: node, kernel: try fastKernel(for: node, graph: graph), reference: reference)
+    }
+
+    private static func fastKernel(for node: Node, graph: Graph) throws -> Kernel {
+        if node.domain == KilnOperators.domain {
+            switch node.opType {
+            case KilnOperators.fusedMatMul: return try fusedMatMul(node, graph: graph)
+            case KilnOperators.attention:
+                return .attention(numHeads: Int(try node.int("num_heads", default: 0)), scale: try node.optionalFloat("scale"))
+            case KilnOperators.layerNorm: return .layerNorm(epsilon: try node.float("epsilon", default: 1e-5))
+            case KilnOperators.skipLayerNorm: return .skipLayerNorm(epsilon: try node.float("epsilon", default: 1e-5))
+            case KilnOperators.gelu:
+                return .gelu(try node.string("approximate", default: "none") == "tanh" ? .tanh : .none)
+            default: return .reference
+            }
+        }
+        if node.domain.isEmpty && node.opType == "Softmax" && graph.opset >= 13 {
+            let axis = try node.int("axis", default: -1)
+            if axis == -1 { return .softmaxLastAxis }
+        }
+        return .reference
+    }
+
+    /// Packs the weights of a FusedMatMul whose `W` (and bias) are constants.
+    private static func fusedMatMul(_ node: Node, graph: Graph) throws -> Kernel {
+        guard node.inputs.count >= 2, let weights = graph.initializers[node.inputs[1]], weights.rank == 2,
+            weights.dtype == .float32
+        else { return .reference }
+        let bias = node.inputs.count > 2 && !node.inputs[2].isEmpty ? graph.initializers[node.inputs[2]] : nil
+        if node.inputs.count > 2 && !node.inputs[2].isEmpty && bias == nil { return .reference }
+        guard let activation = GemmActivation(rawValue: try node.string("activation", default: "none")) else { return .reference }
+        let precision: GemmPrecision = try node.string("precision", default: "fp32") == "bf16" ? .bfloat16 : .float32
+        let weightValues = weights.floats
+        let biasValues = bias?.floats
+        let kernel = try weightValues.withUnsafeBufferPointer { weightBuffer in
+            try withOptionalBuffer(biasValues) { biasBuffer in
+                try FusedMatMulKernel(
+                    weights: weightBuffer, bias: biasBuffer, inputSize: weights.shape[0], outputSize: weights.shape[1],
+                    activation: activation, precision: precision, name: node.name)
+            }
+        }
+        return .fusedMatMul(kernel)
+    }
+
+    func run(_ inputs: [Tensor?], opset: Int, context: ExecutionContext) throws -> [Tensor] {
+        let fast: [Tensor]?
+        switch kernel {
+        case .fusedMatMul(let gemm): fast = try FastKernels.fusedMatMul(gemm, inputs, context: context)
+        case .attention(let numHeads, let scale): fast = try FastKernels.attention(numHeads: numHeads, scale: scale, inputs, context: context)
+        case .layerNorm(let epsilon): fast = try FastKernels.layerNorm(epsilon: epsilon, inputs)
+        case .skipLayerNorm(let epsilon): fast = try FastKernels.skipLayerNorm(epsilon: epsilon, inputs, wantsSum: node.outputs.count > 1 && !node.outputs[1].isEmpty)
+        case .gelu(let approximation): fast = try FastKernels.gelu(approximation, inputs)
+        case .softmaxLastAxis: fast = try FastKernels.softmax(inputs)
+        case .reference: fast = nil
+        }
+        if let fast { return fast }
+        return try reference(OpContext(node: node, inputs: inputs, opset: opset))
+    }
+}
+
+extension Node {
+    /// A float attribute that may be absent.
+    func optionalFloat(_ name: String) throws -> Float? {
+        attributes[name] == nil ? nil : try float(name, default: 0)
+    }
+}
+
+func withOptionalBuffer<T>(_ values: [Float]?, _ body: (UnsafeBufferPointer<Float>?) throws -> T) rethrows -> T {
+    guard let values else { return try body(nil) }
+    return try values.withUnsafeBufferPointer { try body($0) }
+}

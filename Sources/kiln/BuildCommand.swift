@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import KilnCore
+import KilnKernels
+import KilnONNX
+import KilnPasses
+import KilnRuntime
+
+/// `kiln build MODEL.onnx -o MODEL.kiln`: import, optimize, check, and write a plan.
+struct BuildCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Compile an ONNX model into an optimized engine plan (.kiln) for this CPU.",
+        discussion: """
+            Imports the model, runs Kiln's optimization passes (constant and shape folding,
+            dead-code and common-subexpression elimination, LayerNorm / GELU / GEMM+bias /
+            residual / QKV / attention fusions, precision assignment, memory planning), binds
+            the result to this CPU's kernels, checks it against the unoptimized model on a
+            sample batch, and writes the plan.
+
+            Examples:
+              kiln build models/support-en/1/model.onnx -o support-en.kiln
+              kiln build model.onnx -o model.bf16.kiln --precision bf16
+              kiln build model.onnx -o model.kiln --dump-after attention-fusion
+            """
+    )
+
+    @Argument(help: "The ONNX model to compile.")
+    var model: String
+
+    @Option(name: .shortAndLong, help: "Where to write the plan (default: MODEL with .kiln).")
+    var output: String?
+
+    @Option(help: "fp32, or bf16 (needs AVX512_BF16; the NLU heads stay fp32 unless --bf16-heads).")
+    var precision: String = "fp32"
+
+    @Flag(help: "Run the NLU heads (intent/slot projections) in bf16 too.")
+    var bf16Heads = false
+
+    @Option(help: "Largest batch the memory plan is sized for.")
+    var maxBatch: Int = 16
+
+    @Option(help: "Longest sequence (tokens) the memory plan is sized for.")
+    var maxSeq: Int = 128
+
+    @Option(help: ArgumentHelp("Print the graph after this pass (repeatable; 'all' for every pass).", valueName: "pass"))
+    var dumpAfter: [String] = []
+
+    @Flag(help: "Skip the check of the optimized engine against the unoptimized model.")
+    var noVerify = false
+
+    @Option(help: "Largest max-abs difference the check accepts.")
+    var tolerance: Float = 1e-4
+
+    func validate() throws {
+        guard ["fp32", "bf16"].contains(precision) else {
+            throw ValidationError("--precision must be fp32 or bf16 (int8 arrives with calibration)")
+        }
+        guard maxBatch >= 1, maxSeq >= 2 else { throw ValidationError("--max-batch must be >= 1 and --max-seq >= 2") }
+        let known = Set(KilnOptimizer.standardPassNames + ["all"])
+        for name in dumpAfter where !known.contains(name) {
+            throw ValidationError("unknown pass '\(name)' for --dump-after; passes: \(KilnOptimizer.standardPassNames.joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        let started = ContinuousClock.now
+        let cpu = KilnCore.CPUFeatures.current
+        if precision == "bf16" && !cpu.hasBF16 {
+            throw KilnError.invalidInput("--precision bf16 needs a CPU with AVX512_BF16 or AMX; this one (\(cpu.isaLevel)) has neither: build with --precision fp32")
+        }
+        let sourceURL = URL(fileURLWithPath: model)
+        let outputPath = output ?? sourceURL.deletingPathExtension().appendingPathExtension("kiln").path
+
+        let bytes = try Progress.step(1, of: 5, "importing \(sourceURL.lastPathComponent)") { () throws -> Data in
+            do { return try Data(contentsOf: sourceURL, options: .alwaysMapped) } catch {
+                throw KilnError.io("cannot read model \(sourceURL.path): \(error.localizedDescription)")
+            }
+        }
+        let graph = try ONNXImporter().load(data: bytes, directory: sourceURL.deletingLastPathComponent(), source: sourceURL.lastPathComponent)
+        Progress.note("\(graph.nodes.count) nodes, \(graph.parameterCount.formatted()) parameters, opset \(graph.opset)")
+
+        let opset = graph.opset
+        let result = try Progress.step(2, of: 5, "optimizing") {
+            try KilnOptimizer.optimize(
+                graph, evaluate: { try ReferenceKernels.run($0, inputs: $1, opset: opset) },
+                options: OptimizationOptions(
+                    precision: precision, keepHeadsInFP32: !bf16Heads, dumpAfter: Set(dumpAfter),
+                    memoryPlanShape: (maxBatch, maxSeq)),
+                log: { Progress.note($0) })
+        }
+        Progress.note(result.summary)
+
+        let engine = try Progress.step(3, of: 5, "binding kernels (packing weights)") { try Engine(graph: result.graph) }
+        for (op, counts) in engine.kernelSummary.sorted(by: { $0.key < $1.key }) where op.hasPrefix("kiln") || op == "Softmax" {
+            Progress.note("\(op): \(counts)")
+        }
+
+        if !noVerify {
+            try Progress.step(4, of: 5, "checking against the unoptimized model (batch 2, seq 9)") {
+                let error = try EngineCheck.maxAbsDifference(engine: engine, reference: ReferenceExecutor(graph: graph))
+                Progress.note("max-abs difference \(error) (tolerance \(tolerance))")
+                guard error <= tolerance || (precision != "fp32" && error.isFinite) else {
+                    throw KilnError.invalidModel("the optimized engine differs from the model by \(error) > \(tolerance); this is a Kiln bug: please report it with the model, and build with the unoptimized path meanwhile")
+                }
+            }
+        }
+
+        try Progress.step(5, of: 5, "writing \(outputPath)") {
+            var sections: [String: Data] = [:]
+            if let memoryPlan = result.memoryPlan { sections["memory-plan"] = try JSONEncoder().encode(memoryPlan) }
+            let cardURL = sourceURL.deletingLastPathComponent().appendingPathComponent("model.json")
+            let header = PlanHeader(
+                kilnVersion: KilnVersion.current,
+                target: PlanTarget(kind: "cpu", architecture: cpu.isaLevel, requiredFeatures: precision == "bf16" ? ["avx512_bf16"] : []),
+                precision: precision, sourceModelSHA256: SHA256.hexDigest(bytes), sourceModelName: sourceURL.lastPathComponent,
+                inputs: result.graph.inputs, outputs: result.graph.outputs,
+                modelCard: try? String(contentsOf: cardURL, encoding: .utf8),
+                buildOptions: ["max_batch": String(maxBatch), "max_seq": String(maxSeq), "bf16_heads": String(bf16Heads)],
+                passSummary: result.reports.filter(\.changedGraph).map(\.summary) + [result.summary],
+                createdAt: ISO8601DateFormatter().string(from: Date()))
+            try PlanFile.write(Plan(header: header, graph: result.graph, sections: sections), to: URL(fileURLWithPath: outputPath))
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: outputPath)[.size] as? Int) ?? 0
+        print("built \(outputPath) (\(ByteCountFormatter.string(fromByteCount: Int64(size), countStyle: .file)), \(precision), \(cpu.isaLevel)) in \((ContinuousClock.now - started).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
+    }
+}
+
+/// Progress lines on standard error, so standard output stays for results.
+enum Progress {
+    static func step<T>(_ index: Int, of total: Int, _ title: String, _ body: () throws -> T) throws -> T {
+        FileHandle.standardError.write(Data("[\(index)/\(total)] \(title)...\n".utf8))
+        let start = ContinuousClock.now
+        let result = try body()
+        note("done in \((ContinuousClock.now - start).formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))")
+        return result
+    }
+
+    static func note(_ line: String) {
+        FileHandle.standardError.write(Data("      \(line)\n".utf8))
+    }
+}
