@@ -9,7 +9,7 @@ private let batch = KilnCore.Dimension.symbolic("batch"), seq = KilnCore.Dimensi
 /// way the TorchScript eager export writes it: Reshape [0, 0, 2, 4] + Transpose, K transposed
 /// with perm `keyPerm`, scores scaled by Mul(0.5), additive mask (or a masked_fill with
 /// `Where`), Softmax, context transposed and merged with Reshape [0, 0, 8].
-private func attentionGraph(keyPerm: [Int64] = [0, 2, 3, 1], maskedFill: Bool = false, projectWithFusedMatMul: Bool = false) -> Graph {
+private func attentionGraph(keyPerm: [Int64] = [0, 2, 3, 1], maskedFill: Bool = false, projectWithFusedMatMul: Bool = false, nanGuard: Bool = false) -> Graph {
     var b = GraphBuilder()
     let x = b.input("x", .float32, [batch, seq, .fixed(8)])
     let mask = b.input("mask", .float32, [batch, .fixed(1), .fixed(1), seq])
@@ -31,7 +31,8 @@ private func attentionGraph(keyPerm: [Int64] = [0, 2, 3, 1], maskedFill: Bool = 
     } else {
         masked = b.node("Add", [scores, mask])
     }
-    let probabilities = b.node("Softmax", [masked], ["axis": .int(-1)])
+    var probabilities = b.node("Softmax", [masked], ["axis": .int(-1)])
+    if nanGuard { probabilities = b.node("Where", [b.node("IsNaN", [probabilities]), b.scalar(0), probabilities]) }
     let context = b.node("Transpose", [b.node("MatMul", [probabilities, v])], ["perm": .ints([0, 2, 1, 3])])
     let merged = b.node("Reshape", [context, b.ints([0, 0, 8])])
     return b.graph(outputs: [merged])
@@ -70,6 +71,20 @@ struct AttentionPassTests {
         let (fused, report) = try runChecked(AttentionFusionPass(), on: graph, inputs: attentionFeeds())
         #expect(report.count("attention blocks") == 1)
         #expect(fused.count("Softmax") == 0 && fused.count("Where") == 1)
+    }
+
+    @Test("the IsNaN guard after softmax is absorbed as nan_to_zero: a fully -inf-masked row gives zeros, as unfused")
+    func absorbsNaNGuard() throws {
+        let graph = attentionGraph(nanGuard: true)
+        var mask = [Float](repeating: 0, count: 10)
+        for index in 5..<10 { mask[index] = -.infinity }
+        let feeds: [[String: Tensor]] = [["x": randomTensor([2, 5, 8]), "mask": try Tensor(floats: mask, shape: [2, 1, 1, 5])]]
+        let (fused, report) = try runChecked(AttentionFusionPass(), on: graph, inputs: feeds)
+        #expect(report.count("NaN guards") == 1)
+        let attention = try #require(fused.nodes.first { $0.opType == "Attention" })
+        #expect(try attention.int("nan_to_zero", default: 0) == 1)
+        let values = try allValues(of: fused, inputs: feeds[0])
+        #expect(values[fused.outputs[0].name]!.floats[40...].allSatisfy { $0 == 0 })
     }
 
     @Test("near miss: K not transposed (perm [0, 2, 1, 3]) is not attention and stays unfused")
