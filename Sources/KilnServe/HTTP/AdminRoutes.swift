@@ -81,7 +81,7 @@ struct AdminRoutes: Sendable {
             throw ServeError.badRequest("the load request body must be a JSON object")
         }
         guard let parameters = object["parameters"] as? [String: Any], let value = parameters["version"] else { return nil }
-        if let number = value as? NSNumber, !(value is Bool) { return number.intValue }
+        if let number = value as? NSNumber { return number.intValue }
         if let text = value as? String, let number = Int(text) { return number }
         throw ServeError.badRequest("parameters.version must be a version number")
     }

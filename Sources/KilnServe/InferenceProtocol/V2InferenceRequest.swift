@@ -118,7 +118,8 @@ struct V2InferenceRequest: Sendable {
             for element in array { try flatten(element, into: &flat, name: name, limit: limit) }
             return
         }
-        guard let number = value as? NSNumber, !(value is Bool) else {
+        // (No `is Bool` check: on Linux, JSON numbers 0 and 1 bridge to Bool too.)
+        guard let number = value as? NSNumber else {
             throw ServeError.badRequest("input '\(name)' has a non-numeric value in 'data'")
         }
         let integer = number.int64Value
