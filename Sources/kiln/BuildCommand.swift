@@ -65,64 +65,37 @@ struct BuildCommand: ParsableCommand {
 
     func run() throws {
         let started = ContinuousClock.now
-        let cpu = KilnCore.CPUFeatures.current
-        if precision == "bf16" && !cpu.hasBF16 {
-            throw KilnError.invalidInput("--precision bf16 needs a CPU with AVX512_BF16 or AMX; this one (\(cpu.isaLevel)) has neither: build with --precision fp32")
-        }
         let sourceURL = URL(fileURLWithPath: model)
         let outputPath = output ?? sourceURL.deletingPathExtension().appendingPathExtension("kiln").path
+        let compiler = PlanCompiler(
+            precision: precision, keepHeadsInFP32: !bf16Heads, maxBatch: maxBatch, maxSeq: maxSeq, dumpAfter: Set(dumpAfter))
 
-        let bytes = try Progress.step(1, of: 5, "importing \(sourceURL.lastPathComponent)") { () throws -> Data in
-            do { return try Data(contentsOf: sourceURL, options: .alwaysMapped) } catch {
-                throw KilnError.io("cannot read model \(sourceURL.path): \(error.localizedDescription)")
-            }
+        let compiled = try Progress.step(1, of: 4, "importing and optimizing \(sourceURL.lastPathComponent)") {
+            try compiler.compile(sourceURL, log: { Progress.note($0) })
         }
-        let graph = try ONNXImporter().load(data: bytes, directory: sourceURL.deletingLastPathComponent(), source: sourceURL.lastPathComponent)
-        Progress.note("\(graph.nodes.count) nodes, \(graph.parameterCount.formatted()) parameters, opset \(graph.opset)")
+        Progress.note(compiled.optimization.summary)
 
-        let opset = graph.opset
-        let result = try Progress.step(2, of: 5, "optimizing") {
-            try KilnOptimizer.optimize(
-                graph, evaluate: { try ReferenceKernels.run($0, inputs: $1, opset: opset) },
-                options: OptimizationOptions(
-                    precision: precision, keepHeadsInFP32: !bf16Heads, dumpAfter: Set(dumpAfter),
-                    memoryPlanShape: (maxBatch, maxSeq)),
-                log: { Progress.note($0) })
-        }
-        Progress.note(result.summary)
-
-        let engine = try Progress.step(3, of: 5, "binding kernels (packing weights)") { try Engine(graph: result.graph) }
+        let engine = try Progress.step(2, of: 4, "binding kernels (packing weights)") { try Engine(plan: compiled.plan) }
         for (op, counts) in engine.kernelSummary.sorted(by: { $0.key < $1.key }) where op.hasPrefix("kiln") || op == "Softmax" {
             Progress.note("\(op): \(counts)")
         }
 
         if !noVerify {
-            try Progress.step(4, of: 5, "checking against the unoptimized model (batch 2, seq 9)") {
-                let error = try EngineCheck.maxAbsDifference(engine: engine, reference: ReferenceExecutor(graph: graph))
+            try Progress.step(3, of: 4, "checking against the unoptimized model (batch 2, seq 9)") {
+                let error = try EngineCheck.maxAbsDifference(engine: engine, reference: ReferenceExecutor(graph: compiled.sourceGraph))
                 Progress.note("max-abs difference \(error) (tolerance \(tolerance))")
                 guard error <= tolerance || (precision != "fp32" && error.isFinite) else {
-                    throw KilnError.invalidModel("the optimized engine differs from the model by \(error) > \(tolerance); this is a Kiln bug: please report it with the model, and build with the unoptimized path meanwhile")
+                    throw KilnError.invalidModel("the optimized engine differs from the model by \(error) > \(tolerance); this is a Kiln bug: please report it with the model")
                 }
             }
         }
 
-        try Progress.step(5, of: 5, "writing \(outputPath)") {
-            var sections: [String: Data] = [:]
-            if let memoryPlan = result.memoryPlan { sections["memory-plan"] = try JSONEncoder().encode(memoryPlan) }
-            let cardURL = sourceURL.deletingLastPathComponent().appendingPathComponent("model.json")
-            let header = PlanHeader(
-                kilnVersion: KilnVersion.current,
-                target: PlanTarget(kind: "cpu", architecture: cpu.isaLevel, requiredFeatures: precision == "bf16" ? ["avx512_bf16"] : []),
-                precision: precision, sourceModelSHA256: SHA256.hexDigest(bytes), sourceModelName: sourceURL.lastPathComponent,
-                inputs: result.graph.inputs, outputs: result.graph.outputs,
-                modelCard: try? String(contentsOf: cardURL, encoding: .utf8),
-                buildOptions: ["max_batch": String(maxBatch), "max_seq": String(maxSeq), "bf16_heads": String(bf16Heads)],
-                passSummary: result.reports.filter(\.changedGraph).map(\.summary) + [result.summary],
-                createdAt: ISO8601DateFormatter().string(from: Date()))
-            try PlanFile.write(Plan(header: header, graph: result.graph, sections: sections), to: URL(fileURLWithPath: outputPath))
+        try Progress.step(4, of: 4, "writing \(outputPath)") {
+            try PlanFile.write(compiled.plan, to: URL(fileURLWithPath: outputPath))
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: outputPath)[.size] as? Int) ?? 0
-        print("built \(outputPath) (\(ByteCountFormatter.string(fromByteCount: Int64(size), countStyle: .file)), \(precision), \(cpu.isaLevel)) in \((ContinuousClock.now - started).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
+        let header = compiled.plan.header
+        print("built \(outputPath) (\(ByteCountFormatter.string(fromByteCount: Int64(size), countStyle: .file)), \(header.precision), \(header.target.architecture)) in \((ContinuousClock.now - started).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
     }
 }
 

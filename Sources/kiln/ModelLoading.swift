@@ -22,8 +22,10 @@ enum ModelLoading {
         return Loaded(graph: try ONNXImporter(checksOperatorCoverage: checksOperatorCoverage).load(url), planHeader: nil)
     }
 
-    /// The engine that runs `loaded`.
+    /// The engine that runs `loaded`: the compiled CPU engine for a plan, the reference
+    /// executor (exact, slow: the yardstick) for an ONNX model.
     static func engine(for loaded: Loaded) throws -> any InferenceEngine {
-        try ReferenceExecutor(graph: loaded.graph)
+        if loaded.planHeader != nil { return try Engine(graph: loaded.graph) }
+        return try ReferenceExecutor(graph: loaded.graph)
     }
 }
