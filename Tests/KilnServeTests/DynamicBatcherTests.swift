@@ -191,3 +191,20 @@ struct BackPressureTests {
         }
     }
 }
+
+@Suite("model cards")
+struct ModelCardTests {
+    @Test("cards from the training export (string version, null threshold) and the fixtures both load")
+    func lenientVersion() throws {
+        let exported = #"{"name": "support-en", "version": "1", "intent_labels": ["a", "b"], "multi_label": true, "intent_threshold": 0.5, "slot_labels": ["O", "B-x"], "slot_scheme": "BIO", "max_seq_length": 128}"#
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-card-\(UUID().uuidString).json")
+        try Data(exported.utf8).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let card = try ModelCard.load(from: url)
+        #expect(card.version == "1")
+        #expect(card.multiLabel == true)
+        let fixture = try ModelCard.load(from: ServeFixtures.root.appendingPathComponent("tiny-nlu/1/model.json"))
+        #expect(fixture.version == "1")
+        #expect(fixture.slotLabels.first == "O")
+    }
+}

@@ -41,6 +41,8 @@ enum ServeFixtures {
         configuration.port = 0
         configuration.defaultModelSettings.version = 1
         configuration.defaultModelSettings.maxQueueDelayMs = 2
+        // The shared CI cores can be very busy: don't let queue timeouts fail parity tests.
+        configuration.defaultModelSettings.queueTimeoutMs = 120_000
         adjust(&configuration)
         return configuration
     }

@@ -228,15 +228,13 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
         var batch: [Pending] = []
         var expired: [Pending] = []
         var rows = 0
-        var index = 0
-        while index < queue.count {
-            let pending = queue[index]
+        while let pending = queue.first {
             if pending.deadline < now {
-                expired.append(queue.remove(at: index))
+                expired.append(queue.removeFirst())
                 continue
             }
             if !batch.isEmpty && rows + pending.rows > settings.maxBatchRows { break }
-            batch.append(queue.remove(at: index))
+            batch.append(queue.removeFirst())
             rows += pending.rows
             if rows >= settings.maxBatchRows { break }
         }

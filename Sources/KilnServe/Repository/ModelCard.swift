@@ -7,8 +7,8 @@ import Foundation
 public struct ModelCard: Sendable, Codable, Equatable {
     /// The model's name, e.g. `support-en`.
     public var name: String
-    /// The version the card describes.
-    public var version: Int?
+    /// The version the card describes (the training export writes it as a string).
+    public var version: String?
     /// The task, e.g. `joint-intent-slot`.
     public var task: String?
     /// Intent names in logit order.
@@ -34,6 +34,24 @@ public struct ModelCard: Sendable, Codable, Equatable {
         case slotLabels = "slot_labels"
         case slotScheme = "slot_scheme"
         case maxSeqLength = "max_seq_length"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        if let number = try? container.decodeIfPresent(Int.self, forKey: .version) {
+            version = String(number)
+        } else {
+            version = try container.decodeIfPresent(String.self, forKey: .version)
+        }
+        task = try container.decodeIfPresent(String.self, forKey: .task)
+        intentLabels = try container.decode([String].self, forKey: .intentLabels)
+        multiLabel = try container.decodeIfPresent(Bool.self, forKey: .multiLabel)
+        intentThreshold = try container.decodeIfPresent(Float.self, forKey: .intentThreshold)
+        slotLabels = try container.decodeIfPresent([String].self, forKey: .slotLabels) ?? []
+        slotScheme = try container.decodeIfPresent(String.self, forKey: .slotScheme)
+        maxSeqLength = try container.decode(Int.self, forKey: .maxSeqLength)
+        precision = try container.decodeIfPresent(String.self, forKey: .precision)
     }
 
     /// Reads and checks a `model.json`.
