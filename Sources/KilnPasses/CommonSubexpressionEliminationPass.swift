@@ -10,7 +10,8 @@ import KilnCore
 //
 // Replacement: readers of the second read the first; the second goes (DCE drops it).
 //
-// Why it is safe: every operator Kiln runs is a pure function of its inputs and attributes,
+// Why it is safe: every operator Kiln runs (random generators excepted, which are never
+// merged) is a pure function of its inputs and attributes,
 // so both nodes compute bit-identical values. Nodes producing graph outputs are kept so
 // output names never change.
 
@@ -56,6 +57,7 @@ public struct CommonSubexpressionEliminationPass: Pass {
 
     /// A string identifying what the node computes, or nil when it should not be merged.
     private static func key(_ node: Node) -> String? {
+        if node.opType.hasPrefix("Random") || node.opType == "Multinomial" || node.opType == "Bernoulli" { return nil }
         var parts = [node.domain, node.opType, node.inputs.joined(separator: ","), String(node.outputs.count)]
         for name in node.attributes.keys.sorted() {
             let attribute = node.attributes[name]!

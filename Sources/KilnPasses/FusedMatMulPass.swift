@@ -89,7 +89,8 @@ public struct FusedMatMulPass: Pass {
         let n = transB ? b.shape[0] : b.shape[1]
         var biasName: String?
         if node.inputs.count > 2, !node.inputs[2].isEmpty {
-            guard let c = index.constant(node.inputs[2]), c.count == n || c.count == 1, c.rank <= 2, c.shape.first(where: { $0 != 1 }) ?? n == n
+            // C must be a row ([N], [1, N]) or one value; a column [M, 1] is a per-row bias.
+            guard let c = index.constant(node.inputs[2]), c.count == n || c.count == 1, c.rank <= 2, c.rank < 2 || c.shape[0] == 1
             else { return nil }
             let values = c.count == 1 ? [Float](repeating: c.floats[0], count: n) : c.floats
             let name = beta == 1 && c.rank == 1 && c.count == n ? node.inputs[2] : "\(node.inputs[2])_bias\(beta == 1 ? "" : "_beta\(beta)")"

@@ -45,9 +45,10 @@ struct GraphIndex {
     /// The constant tensor named `value` (an initializer).
     func constant(_ value: String) -> Tensor? { graph.initializers[value] }
 
-    /// The value of a one-element float constant.
+    /// The value of a one-element float constant of rank 0 or 1 (so broadcasting it never
+    /// changes another operand's shape).
     func scalar(_ value: String) -> Float? {
-        guard let tensor = graph.initializers[value], tensor.count == 1, tensor.dtype.isFloatingPoint else { return nil }
+        guard let tensor = graph.initializers[value], tensor.count == 1, tensor.rank <= 1, tensor.dtype.isFloatingPoint else { return nil }
         return tensor.floats[0]
     }
 
