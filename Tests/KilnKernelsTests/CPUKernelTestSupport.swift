@@ -45,5 +45,5 @@ enum CPUKernelTestSupport {
     }
 
     /// Whether bf16 kernels can run here.
-    static let hasBFloat16 = CPUFeatures.current.hasAVX512BF16
+    static let hasBFloat16 = CPUFeatures.detected.hasAVX512BF16
 }

@@ -136,8 +136,8 @@ import Testing
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["KILN_BENCHMARK"] == "1", "set KILN_BENCHMARK=1"))
 struct GemmBenchmarkTests {
     @Test func gemmThroughput() throws {
-        let precisions: [GemmPrecision] = CPUFeatures.current.hasAVX512BF16 ? [.float32, .bfloat16] : [.float32]
-        print("CPU: \(CPUFeatures.current); oneDNN ISA: \(CPUFeatures.oneDNNISA); threads: \(CPUThreading.gemmThreadCount)")
+        let precisions: [GemmPrecision] = CPUFeatures.detected.hasAVX512BF16 ? [.float32, .bfloat16] : [.float32]
+        print("CPU: \(CPUFeatures.detected.flags.sorted()); oneDNN ISA: \(CPUFeatures.oneDNNISA); threads: \(CPUThreading.gemmThreadCount)")
         for precision in precisions {
             for (hidden, intermediate) in [(384, 1536), (768, 3072)] {
                 for rows in [32, 16 * 32] {

@@ -1,60 +1,48 @@
 import CDNNL
 import KilnCore
 
-/// The instruction-set features of the CPU Kiln runs on, read with `cpuid` (and `xgetbv`, so a
-/// feature counts only when the OS also saves its registers).
-///
-/// Plans record the features they need; kernels check them before picking a code path, and
-/// asking for bf16 on a CPU without AVX512_BF16 is a ``KilnError`` rather than a slow or wrong
-/// answer.
-public struct CPUFeatures: Sendable, Equatable, CustomStringConvertible {
-    /// AVX2 and FMA3 (x86-64-v3).
-    public let hasAVX2: Bool
-    /// AVX-512 Foundation plus the BW/DQ/VL subsets (x86-64-v4, oneDNN's `avx512_core`).
-    public let hasAVX512Core: Bool
-    /// AVX-512 VNNI (int8 dot products).
-    public let hasAVX512VNNI: Bool
-    /// AVX512_BF16 (`vdpbf16ps`): the bf16 GEMM path needs it.
-    public let hasAVX512BF16: Bool
-    /// AMX tiles with bf16 (Sapphire Rapids and later).
-    public let hasAMXBF16: Bool
+/// Run-time detection of the instruction sets the CPU kernels dispatch on, with `cpuid` (and
+/// `xgetbv`, so a feature counts only when the OS also saves its registers), expressed as
+/// KilnCore's ``CPUFeatures`` flag set (Linux `/proc/cpuinfo` names) so plans and kernels
+/// speak the same language.
+extension CPUFeatures {
+    /// The features `cpuid` reports for this CPU (read once): `avx2`, `fma`, `avx512f`,
+    /// `avx512dq`, `avx512bw`, `avx512vl`, `avx512_vnni`, `avx512_bf16`, `amx_tile`, `amx_bf16`.
+    public static let detected: CPUFeatures = detectWithCPUID()
 
-    /// Creates a feature set by hand (tests, plan files).
-    public init(hasAVX2: Bool, hasAVX512Core: Bool, hasAVX512VNNI: Bool, hasAVX512BF16: Bool, hasAMXBF16: Bool) {
-        self.hasAVX2 = hasAVX2
-        self.hasAVX512Core = hasAVX512Core
-        self.hasAVX512VNNI = hasAVX512VNNI
-        self.hasAVX512BF16 = hasAVX512BF16
-        self.hasAMXBF16 = hasAMXBF16
+    /// AVX512_BF16 (`vdpbf16ps`) is usable: the bf16 GEMM path needs it.
+    public var hasAVX512BF16: Bool {
+        flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512_bf16"])
     }
 
-    /// The features of the CPU this process runs on (read once).
-    public static let current: CPUFeatures = detect()
-
     /// Reads the features with `cpuid`/`xgetbv`.
-    public static func detect() -> CPUFeatures {
-        var leaf1: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
-        var leaf7: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
-        var leaf7s1: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &leaf1) { _ = kiln_cpuid(1, 0, $0.baseAddress!.assumingMemoryBound(to: UInt32.self)) }
-        withUnsafeMutableBytes(of: &leaf7) { _ = kiln_cpuid(7, 0, $0.baseAddress!.assumingMemoryBound(to: UInt32.self)) }
-        withUnsafeMutableBytes(of: &leaf7s1) { _ = kiln_cpuid(7, 1, $0.baseAddress!.assumingMemoryBound(to: UInt32.self)) }
-        let xcr0 = kiln_xgetbv0()
+    public static func detectWithCPUID() -> CPUFeatures {
+        func leaf(_ leaf: UInt32, _ subleaf: UInt32) -> (eax: UInt32, ebx: UInt32, ecx: UInt32, edx: UInt32) {
+            var registers: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &registers) { _ = kiln_cpuid(leaf, subleaf, $0.baseAddress!.assumingMemoryBound(to: UInt32.self)) }
+            return registers
+        }
         func bit(_ value: UInt32, _ index: UInt32) -> Bool { (value >> index) & 1 == 1 }
+        let basic = leaf(1, 0)
+        let extended = leaf(7, 0)
+        let extended1 = leaf(7, 1)
+        let xcr0 = kiln_xgetbv0()
         let osSavesYMM = xcr0 & 0x6 == 0x6
         let osSavesZMM = xcr0 & 0xE6 == 0xE6
         let osSavesTiles = xcr0 & 0x60000 == 0x60000
-        let (_, _, ecx1, _) = leaf1
-        let (_, ebx7, ecx7, edx7) = leaf7
-        let avx2 = osSavesYMM && bit(ebx7, 5) && bit(ecx1, 12)
-        // avx512f, avx512dq, avx512bw, avx512vl
-        let avx512Core = osSavesZMM && bit(ebx7, 16) && bit(ebx7, 17) && bit(ebx7, 30) && bit(ebx7, 31)
-        return CPUFeatures(
-            hasAVX2: avx2,
-            hasAVX512Core: avx512Core,
-            hasAVX512VNNI: avx512Core && bit(ecx7, 11),
-            hasAVX512BF16: avx512Core && bit(leaf7s1.0, 5),
-            hasAMXBF16: osSavesTiles && bit(edx7, 22) && bit(edx7, 24))
+        var flags: Set<String> = []
+        func add(_ name: String, _ present: Bool) { if present { flags.insert(name) } }
+        add("fma", osSavesYMM && bit(basic.ecx, 12))
+        add("avx2", osSavesYMM && bit(extended.ebx, 5))
+        add("avx512f", osSavesZMM && bit(extended.ebx, 16))
+        add("avx512dq", osSavesZMM && bit(extended.ebx, 17))
+        add("avx512bw", osSavesZMM && bit(extended.ebx, 30))
+        add("avx512vl", osSavesZMM && bit(extended.ebx, 31))
+        add("avx512_vnni", osSavesZMM && bit(extended.ecx, 11))
+        add("avx512_bf16", osSavesZMM && bit(extended1.eax, 5))
+        add("amx_tile", osSavesTiles && bit(extended.edx, 24))
+        add("amx_bf16", osSavesTiles && bit(extended.edx, 22))
+        return CPUFeatures(flags: flags)
     }
 
     /// The highest instruction-set level oneDNN will dispatch to on this CPU
@@ -73,24 +61,15 @@ public struct CPUFeatures: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Throws unless the CPU can run bf16 kernels.
-    /// - Parameter what: what needs bf16, for the message ("a bf16 plan", "FusedMatMul 'fc1'").
+    /// Throws unless this CPU can run bf16 kernels.
+    /// - Parameter what: what needs bf16, for the message ("a bf16 plan", "FusedMatMul 'fc1' in bf16").
     public func requireBFloat16(for what: String) throws {
         guard hasAVX512BF16 else {
+            let present = flags.sorted().joined(separator: ", ")
             throw KilnError.invalidInput(
-                "\(what) needs bf16 arithmetic, but this CPU has no AVX512_BF16 (features: \(self)). "
+                "\(what) needs bf16 arithmetic, but this CPU has no AVX512_BF16 (cpuid reports: \(present.isEmpty ? "none of the AVX-512 features" : present)). "
                     + "Build the plan with --precision fp32, or run it on a CPU with AVX512_BF16 "
                     + "(Intel Cooper Lake/Sapphire Rapids or later, AMD Zen 4 or later).")
         }
-    }
-
-    public var description: String {
-        var names: [String] = []
-        if hasAVX2 { names.append("avx2") }
-        if hasAVX512Core { names.append("avx512_core") }
-        if hasAVX512VNNI { names.append("avx512_vnni") }
-        if hasAVX512BF16 { names.append("avx512_bf16") }
-        if hasAMXBF16 { names.append("amx_bf16") }
-        return names.isEmpty ? "baseline x86-64" : names.joined(separator: ", ")
     }
 }

@@ -139,7 +139,7 @@ public final class FusedMatMulKernel: @unchecked Sendable {
                 throw failure("weights hold \(weights.count) values, [\(inputSize), \(outputSize)] needs \(inputSize * outputSize)")
             }
             if let bias, bias.count != outputSize { throw failure("bias holds \(bias.count) values, expected \(outputSize)") }
-            if precision == .bfloat16 { try CPUFeatures.current.requireBFloat16(for: "\(KilnOperators.fusedMatMul) '\(name)' in bf16") }
+            if precision == .bfloat16 { try CPUFeatures.detected.requireBFloat16(for: "\(KilnOperators.fusedMatMul) '\(name)' in bf16") }
 
             attributes = try FusedMatMulKernel.makeAttributes(activation)
             // Ask oneDNN for its preferred weight layout ("any") for a typical row count; the
