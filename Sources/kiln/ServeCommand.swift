@@ -13,21 +13,30 @@ struct ServeCommand: ParsableCommand {
         abstract: "Serve the model repository over HTTP: NLU API, Open Inference Protocol v2, metrics.",
         discussion: """
             Examples:
-              kiln serve                                   # models/ on 127.0.0.1:8080
-              kiln serve --model-repository models --port 9000 --instances 2 --max-batch-size 32
+              kiln serve                      # ./models on 127.0.0.1:8080
+              kiln serve --model-repository models --port 9000 --instances 2
               KILN_ADMIN_TOKEN=secret kiln serve --config serve.json
 
-            Endpoints: POST /v1/parse {"text": "..."}, POST /v1/parse/batch {"texts": [...]},
-            GET /v2/health/live|ready, GET /v2, GET /v2/models/NAME[/versions/V][/ready|/config],
-            POST /v2/models/NAME/infer (JSON and binary tensors), POST /v2/repository/index,
-            GET /metrics. Admin (bearer token): POST /v2/repository/models/NAME/load|unload,
-            POST|GET /admin/models/NAME/rollout, POST .../rollout/promote|rollback.
+            Endpoints:
+              POST /v1/parse {"text": "..."}    POST /v1/parse/batch {"texts": [...]}
+              GET  /v2/health/live, /v2/health/ready, /v2, /metrics
+              GET  /v2/models/NAME[/versions/V][/ready|/config]
+              POST /v2/models/NAME[/versions/V]/infer  (JSON or binary tensors)
+              POST /v2/repository/index
+            Admin (Authorization: Bearer TOKEN):
+              POST /v2/repository/models/NAME/load|unload
+              POST|GET /admin/models/NAME/rollout
+              POST /admin/models/NAME/rollout/promote|rollback
 
-            The config file is JSON: {"defaults": {...}, "models": {"NAME": {"max_batch_size": 16,
-            "max_queue_delay_ms": 5, "max_queue_size": 256, "queue_timeout_ms": 10000, "instances": 1,
-            "version_policy": {"specific": 2}}}, "admin_token": "...", "max_body_bytes": 8388608,
-            "max_text_characters": 20000, "load": ["NAME", ...]}. Command-line options override it.
-            SIGTERM or SIGINT stops accepting, answers every in-flight request, then exits.
+            Config file (JSON; command-line options override it):
+              {"defaults": {...}, "models": {"NAME": {"max_batch_size": 16,
+               "max_queue_delay_ms": 5, "max_queue_size": 256,
+               "queue_timeout_ms": 10000, "instances": 1,
+               "version_policy": {"specific": 2}}},
+               "admin_token": "...", "max_body_bytes": 8388608,
+               "max_text_characters": 20000, "load": ["NAME"]}
+
+            SIGTERM or SIGINT: stop accepting, answer in-flight requests, exit.
             """
     )
 
