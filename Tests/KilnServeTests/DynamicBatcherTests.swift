@@ -208,3 +208,33 @@ struct ModelCardTests {
         #expect(fixture.slotLabels.first == "O")
     }
 }
+
+/// An engine that drops the last row of every output: a broken engine.
+struct RowDroppingEngine: InferenceEngine {
+    let base: any InferenceEngine
+    var inputSignature: [ValueInfo] { base.inputSignature }
+    var outputSignature: [ValueInfo] { base.outputSignature }
+    func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        try base.run(inputs).mapValues { tensor in
+            var shape = tensor.shape
+            shape[0] -= 1
+            return try Tensor(floats: Array(tensor.floats.prefix(Tensor.elementCount(of: shape))), shape: shape)
+        }
+    }
+}
+
+@Suite("engine failures")
+struct EngineFailureTests {
+    @Test("a broken engine gives a 500 with a request id, not a crash or another request's answer")
+    func brokenEngine() async throws {
+        let broken: EngineFactory = { RowDroppingEngine(base: try ServeFixtures.engineFactory($0)) }
+        try await withServer(engineFactory: broken) { _, port in
+            try await withClient(port: port) { client in
+                let response = try await client.postJSON("/v1/parse", #"{"text": "hello"}"#)
+                #expect(response.status == .internalServerError)
+                #expect((try response.json["error"] as? String ?? "").contains("request id"))
+                #expect(try await client.get("/v2/health/live").status == .ok)
+            }
+        }
+    }
+}

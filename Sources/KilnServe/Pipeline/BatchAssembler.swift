@@ -69,7 +69,12 @@ public struct BatchAssembler: Sendable {
 
     private func split(_ outputs: [String: Tensor], inputs: [EngineInput], paddedLength: Int) throws -> [[String: Tensor]] {
         var results = [[String: Tensor]](repeating: [:], count: inputs.count)
+        let rows = inputs.reduce(0) { $0 + $1.rows }
         for (name, tensor) in outputs {
+            // An engine that answers with the wrong batch size must fail the batch, not crash the server.
+            if tensor.rank >= 1 && tensor.shape[0] != rows {
+                throw ServeError.internalError("the engine's output '\(name)' has \(tensor.shape[0]) rows for a batch of \(rows)")
+            }
             guard tensor.rank >= 1 else {
                 for index in results.indices { results[index][name] = tensor }
                 continue
