@@ -3,6 +3,7 @@ import Foundation
 import KilnCore
 import KilnKernels
 import KilnRuntime
+import KilnText
 
 /// `kiln bench-engine MODEL.kiln`: offline throughput and latency of a compiled engine.
 struct BenchEngineCommand: ParsableCommand {
@@ -42,14 +43,28 @@ struct BenchEngineCommand: ParsableCommand {
     @Flag(help: "Print the results as JSON lines.")
     var json = false
 
+    @Option(help: "Real utterances, one per line: run them in batches of --batch (file order), each padded to its longest, instead of synthetic shapes.")
+    var texts: String?
+
+    @Option(help: "The tokenizer.json for --texts.")
+    var tokenizer: String?
+
+    @Option(help: "Truncate --texts to this many tokens.")
+    var maxLength: Int = 128
+
     func validate() throws {
         guard batch.allSatisfy({ $0 >= 1 }), seq.allSatisfy({ $0 >= 2 }) else { throw ValidationError("--batch must be >= 1 and --seq >= 2") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        if texts != nil && tokenizer == nil { throw ValidationError("--texts needs --tokenizer tokenizer.json") }
     }
 
     func run() throws {
         if let threads { CPUThreading.configure(threadCount: threads) }
         let engine = try makeEngine()
+        if let texts, let tokenizer {
+            try runUtterances(engine, texts: texts, tokenizer: tokenizer)
+            return
+        }
         if !json { print("shape              seq/s     p50 ms    p90 ms    p99 ms   runs") }
         for batchSize in batch {
             for length in seq {
@@ -64,6 +79,41 @@ struct BenchEngineCommand: ParsableCommand {
                     latencies.append(Self.milliseconds(ContinuousClock.now - t0))
                 } while ContinuousClock.now - start < budget || latencies.count < 3
                 report(batch: batchSize, seq: length, latencies: latencies, elapsed: Self.milliseconds(ContinuousClock.now - start))
+            }
+        }
+    }
+
+    /// Real-utterance mode: every line once per pass, batches in file order, for --seconds.
+    private func runUtterances(_ engine: any InferenceEngine, texts: String, tokenizer: String) throws {
+        let lines = try String(contentsOfFile: texts, encoding: .utf8).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        guard !lines.isEmpty else { throw ValidationError("\(texts) holds no utterances") }
+        let wordPiece = try WordPieceTokenizer(contentsOf: URL(fileURLWithPath: tokenizer))
+        let names = Set(engine.inputSignature.map(\.name))
+        for batchSize in batch {
+            let batches = try stride(from: 0, to: lines.count, by: batchSize).map { start in
+                let encodings = try wordPiece.encodeBatch(Array(lines[start..<min(start + batchSize, lines.count)]), maxLength: maxLength)
+                return try TokenizedInputs.tensors(encodings).filter { names.contains($0.key) }
+            }
+            _ = try engine.run(batches[0])
+            var latencies: [Double] = []
+            var sequences = 0
+            let start = ContinuousClock.now
+            repeat {
+                for inputs in batches {
+                    let t0 = ContinuousClock.now
+                    _ = try engine.run(inputs)
+                    latencies.append(Self.milliseconds(ContinuousClock.now - t0))
+                    sequences += inputs.values.first?.shape.first ?? 0
+                }
+            } while ContinuousClock.now - start < .milliseconds(Int64(seconds * 1000))
+            let elapsed = Self.milliseconds(ContinuousClock.now - start)
+            let sorted = latencies.sorted()
+            func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p / 100) * Double(sorted.count)))] }
+            let throughput = Double(sequences) / (elapsed / 1000)
+            if json {
+                print("{\"mode\":\"utterances\",\"batch\":\(batchSize),\"seq_per_s\":\(throughput),\"p50_ms\":\(percentile(50)),\"p99_ms\":\(percentile(99)),\"batches\":\(latencies.count)}")
+            } else {
+                print(String(format: "utterances, batch %d: %.1f seq/s, batch p50 %.2f ms, p99 %.2f ms (%d batches)", batchSize, throughput, percentile(50), percentile(99), latencies.count))
             }
         }
     }

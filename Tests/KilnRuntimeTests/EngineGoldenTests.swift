@@ -10,7 +10,10 @@ import Testing
 /// model fixture: fp32 plans must stay within 1e-4 max-abs of ORT's outputs.
 @Suite struct EngineGoldenTests {
     static func compile(_ fixture: GoldenFixture) throws -> (Engine, OptimizationResult) {
-        let graph = try ONNXImporter().load(fixture.modelURL)
+        try compile(graph: try ONNXImporter().load(fixture.modelURL))
+    }
+
+    static func compile(graph: Graph) throws -> (Engine, OptimizationResult) {
         let opset = graph.opset
         let result = try KilnOptimizer.optimize(
             graph, evaluate: { try ReferenceKernels.run($0, inputs: $1, opset: opset) },

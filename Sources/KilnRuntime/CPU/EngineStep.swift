@@ -10,7 +10,7 @@ import KilnKernels
 struct EngineStep: @unchecked Sendable {
     enum Kernel {
         case fusedMatMul(FusedMatMulKernel)
-        case attention(numHeads: Int, scale: Float?)
+        case attention(numHeads: Int, scale: Float?, nanToZero: Bool)
         case layerNorm(epsilon: Float)
         case skipLayerNorm(epsilon: Float)
         case gelu(GeluKernel.Approximation)
@@ -41,7 +41,9 @@ struct EngineStep: @unchecked Sendable {
             switch node.opType {
             case KilnOperators.fusedMatMul: return try fusedMatMul(node, graph: graph)
             case KilnOperators.attention:
-                return .attention(numHeads: Int(try node.int("num_heads", default: 0)), scale: try node.optionalFloat("scale"))
+                return .attention(
+                    numHeads: Int(try node.int("num_heads", default: 0)), scale: try node.optionalFloat("scale"),
+                    nanToZero: try node.int("nan_to_zero", default: 0) == 1)
             case KilnOperators.layerNorm: return .layerNorm(epsilon: try node.float("epsilon", default: 1e-5))
             case KilnOperators.skipLayerNorm: return .skipLayerNorm(epsilon: try node.float("epsilon", default: 1e-5))
             case KilnOperators.gelu:
@@ -81,7 +83,8 @@ struct EngineStep: @unchecked Sendable {
         let fast: [Tensor]?
         switch kernel {
         case .fusedMatMul(let gemm): fast = try FastKernels.fusedMatMul(gemm, inputs, context: context)
-        case .attention(let numHeads, let scale): fast = try FastKernels.attention(numHeads: numHeads, scale: scale, inputs, context: context)
+        case .attention(let numHeads, let scale, let nanToZero):
+            fast = try FastKernels.attention(numHeads: numHeads, scale: scale, nanToZero: nanToZero, inputs, context: context)
         case .layerNorm(let epsilon): fast = try FastKernels.layerNorm(epsilon: epsilon, inputs)
         case .skipLayerNorm(let epsilon): fast = try FastKernels.skipLayerNorm(epsilon: epsilon, inputs, wantsSum: node.outputs.count > 1 && !node.outputs[1].isEmpty)
         case .gelu(let approximation): fast = try FastKernels.gelu(approximation, inputs)

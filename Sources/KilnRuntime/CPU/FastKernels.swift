@@ -96,8 +96,9 @@ enum FastKernels {
     }
 
     /// Padded multi-head attention over `[B, S, H]` Q/K/V with an additive mask that
-    /// broadcasts to `[B, heads, S, S]`.
-    static func attention(numHeads: Int, scale: Float?, _ inputs: [Tensor?], context: ExecutionContext) throws -> [Tensor]? {
+    /// broadcasts to `[B, heads, S, S]`. With `nanToZero` (the exporter's NaN guard after the
+    /// softmax), a query row whose keys are all masked with -inf yields zeros, not NaN.
+    static func attention(numHeads: Int, scale: Float?, nanToZero: Bool, _ inputs: [Tensor?], context: ExecutionContext) throws -> [Tensor]? {
         guard numHeads > 0, let q = inputs[0], q.rank == 3, let query = float32(q),
             let kTensor = inputs[1], kTensor.shape == q.shape, let key = float32(kTensor),
             let vTensor = inputs[2], vTensor.shape == q.shape, let value = float32(vTensor),
@@ -127,6 +128,10 @@ enum FastKernels {
                                     query: query.baseAddress!, key: key.baseAddress!, value: value.baseAddress!, inputRowStride: hidden,
                                     batchSize: batch, sequenceLength: sequence, mask: attentionMask, output: out,
                                     outputRowStride: hidden, scratch: scratch)
+                                if nanToZero {
+                                    // NaN context comes only from all-masked rows (0/0 in the softmax).
+                                    for index in 0..<(batch * sequence * hidden) where out[index].isNaN { out[index] = 0 }
+                                }
                             }
                         }
                     }

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Engine-level comparison: the same ONNX model, the same inputs, the same thread count, through
+Kiln (`kiln bench-engine`) and its peers (ONNX Runtime fp32 with all graph optimizations, ONNX
+Runtime int8 dynamic quantization, OpenVINO fp32 when installed), in one run.
+
+Two modes:
+  fixed       synthetic batches of fixed shape (default: batch 1 and 16, seq 32)
+  utterances  real utterances (default: snips and banking77 test sets) in batches of 16 in file
+              order, each batch padded to its longest utterance (peers and Kiln alike)
+
+Writes a markdown table to stdout (and --out). Ratios are against the best peer in the same run:
+these machines are noisy, so only same-run ratios mean anything.
+
+Usage (bench/run_engine_peers sets up bench/.venv and builds kiln in release):
+  python bench/engine_peers.py --model models/snips/1/model.onnx --kiln .build/release/kiln --threads 2
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
+
+
+def synthetic_inputs(session_inputs, batch, seq):
+    inputs = {}
+    for info in session_inputs:
+        if "mask" in info.name:
+            values = np.ones((batch, seq), dtype=np.int64)
+            values[-1, seq // 2 + 1:] = 0
+        elif "type" in info.name:
+            values = np.zeros((batch, seq), dtype=np.int64)
+        else:
+            values = ((np.arange(batch * seq) * 7 + 3) % 100).reshape(batch, seq).astype(np.int64)
+        inputs[info.name] = values
+    return inputs
+
+
+def utterance_batches(tokenizer_path, files, batch, max_length, names):
+    from tokenizers import Tokenizer
+    tokenizer = Tokenizer.from_file(tokenizer_path)
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length)
+    lines = []
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            lines += [line.strip() for line in f if line.strip()]
+    batches = []
+    for start in range(0, len(lines), batch):
+        encodings = tokenizer.encode_batch(lines[start:start + batch])
+        longest = max(len(e.ids) for e in encodings)
+        def matrix(field):
+            return np.array([getattr(e, field) + [0] * (longest - len(e.ids)) for e in encodings], dtype=np.int64)
+        feed = {"input_ids": matrix("ids"), "attention_mask": matrix("attention_mask"), "token_type_ids": matrix("type_ids")}
+        batches.append({k: v for k, v in feed.items() if k in names})
+    return lines, batches
+
+
+def time_runs(run, feeds, seconds):
+    run(feeds[0])
+    latencies, sequences = [], 0
+    start = time.perf_counter()
+    while True:
+        for feed in feeds:
+            t0 = time.perf_counter()
+            run(feed)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            sequences += next(iter(feed.values())).shape[0]
+        if time.perf_counter() - start >= seconds:
+            break
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {"seq_per_s": sequences / elapsed, "p50_ms": latencies[len(latencies) // 2],
+            "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]}
+
+
+def ort_session(path, threads, optimized=True):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimized else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def peers(model, threads, workdir):
+    found = {}
+    session = ort_session(model, threads)
+    found["ONNX Runtime fp32"] = lambda feed, s=session: s.run(None, feed)
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        quantized = os.path.join(workdir, "model.int8.onnx")
+        quantize_dynamic(model, quantized, weight_type=QuantType.QInt8)
+        session8 = ort_session(quantized, threads)
+        found["ONNX Runtime int8 (dynamic)"] = lambda feed, s=session8: s.run(None, feed)
+    except Exception as error:  # noqa: BLE001 - report and go on with the other peers
+        print(f"note: ORT int8 unavailable: {error}", file=sys.stderr)
+    try:
+        import openvino as ov
+        core = ov.Core()
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+        found["OpenVINO fp32"] = lambda feed, c=compiled: c(feed)
+    except Exception as error:  # noqa: BLE001
+        print(f"note: OpenVINO unavailable: {error}", file=sys.stderr)
+    return found
+
+
+def kiln_fixed(kiln, plan, threads, batch, seq, seconds):
+    out = subprocess.run([kiln, "bench-engine", plan, "--batch", str(batch), "--seq", str(seq), "--seconds", str(seconds),
+                          "--threads", str(threads), "--json"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def kiln_utterances(kiln, plan, threads, texts, tokenizer, batch, max_length, seconds):
+    out = subprocess.run([kiln, "bench-engine", plan, "--texts", texts, "--tokenizer", tokenizer, "--batch", str(batch),
+                          "--max-length", str(max_length), "--seconds", str(seconds), "--threads", str(threads), "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def table(title, rows):
+    best_peer = max((r["seq_per_s"] for name, r in rows if not name.startswith("Kiln")), default=None)
+    lines = [f"### {title}", "", "| engine | seq/s | p50 ms | p99 ms | vs best peer |", "|---|---|---|---|---|"]
+    for name, r in rows:
+        ratio = f"{r['seq_per_s'] / best_peer:.2f}x" if best_peer else "-"
+        lines.append(f"| {name} | {r['seq_per_s']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="the ONNX model")
+    parser.add_argument("--kiln", default=os.path.join(REPO, ".build", "release", "kiln"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--batches", default="1,16")
+    parser.add_argument("--seq", type=int, default=32)
+    parser.add_argument("--tokenizer", help="tokenizer.json (default: beside the model)")
+    parser.add_argument("--texts", nargs="*", default=[os.path.join(DATA, "snips", "test", "seq.in")])
+    parser.add_argument("--out", help="also write the markdown here")
+    args = parser.parse_args()
+    tokenizer = args.tokenizer or os.path.join(os.path.dirname(args.model), "tokenizer.json")
+    with tempfile.TemporaryDirectory() as workdir:
+        plan = os.path.join(workdir, "model.kiln")
+        subprocess.run([args.kiln, "build", args.model, "-o", plan], check=True, capture_output=True)
+        found = peers(args.model, args.threads, workdir)
+        names = {i.name for i in ort_session(args.model, 1).get_inputs()}
+        session_inputs = ort_session(args.model, 1).get_inputs()
+        report = [f"## Engine comparison: `{os.path.relpath(args.model, REPO)}`, {args.threads} threads, {args.seconds:.0f} s per cell", "",
+                  f"Command: `python bench/engine_peers.py --model {os.path.relpath(args.model, REPO)} --threads {args.threads} --seconds {args.seconds:g}`", ""]
+        for batch in [int(b) for b in args.batches.split(",")]:
+            feeds = [synthetic_inputs(session_inputs, batch, args.seq)]
+            rows = [(name, time_runs(run, feeds, args.seconds)) for name, run in found.items()]
+            rows.append(("Kiln fp32", kiln_fixed(args.kiln, plan, args.threads, batch, args.seq, args.seconds)))
+            report.append(table(f"fixed shape: batch {batch}, seq {args.seq}", rows))
+        if os.path.exists(tokenizer):
+            lines, feeds = utterance_batches(tokenizer, args.texts, 16, 128, names)
+            texts = os.path.join(workdir, "texts.txt")
+            with open(texts, "w", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+            rows = [(name, time_runs(run, feeds, args.seconds)) for name, run in found.items()]
+            rows.append(("Kiln fp32", kiln_utterances(args.kiln, plan, args.threads, texts, tokenizer, 16, 128, args.seconds)))
+            report.append(table(f"real utterances ({len(lines)} lines, batches of 16 in file order, padded to the longest)", rows))
+        text = "\n".join(report)
+        print(text)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as f:
+                f.write(text)
+
+
+if __name__ == "__main__":
+    main()
