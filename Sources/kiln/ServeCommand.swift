@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import KilnKernels
 import KilnONNX
 import KilnRuntime
 import KilnServe
@@ -49,8 +50,14 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "The port to listen on (0 picks a free one).")
     var port: Int = 8080
 
-    @Option(help: "Engine threads per instance (for engines that use threads).")
+    @Option(help: "CPU threads for the compiled engine's kernels (default: all cores).")
     var threads: Int?
+
+    @Option(help: "Engine precision: fp32, or bf16 (needs AVX512_BF16; NLU heads stay fp32).")
+    var precision: String = "fp32"
+
+    @Option(help: "compiled (optimized plans, built on first start and cached in KILN_CACHE_DIR or ~/.cache/kiln/plans), or reference (the exact, slow reference executor).")
+    var engine: String = "compiled"
 
     @Option(help: "Engine instances per model, each on its own worker thread.")
     var instances: Int?
@@ -98,13 +105,24 @@ struct ServeCommand: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "kiln.serve")
-        let server = try KilnServer(configuration: configuration, engineFactory: Self.engineFactory, logger: logger)
+        if let threads { CPUThreading.configure(threadCount: threads) }
+        let server = try KilnServer(configuration: configuration, engineFactory: try engineFactory(logger: logger), logger: logger)
         try Self.runBlocking { try await server.run() }
     }
 
-    /// The engine every model version runs on. Swap this one line for the compiled engine.
-    static let engineFactory: EngineFactory = { directory in
-        try ReferenceExecutor(graph: ONNXImporter().load(directory.modelURL))
+    /// The engine every model version runs on: a compiled plan (cached on disk, one shared
+    /// engine per version for all its instances), or the reference executor.
+    private func engineFactory(logger: Logger) throws -> EngineFactory {
+        guard ["fp32", "bf16"].contains(precision) else { throw ValidationError("--precision must be fp32 or bf16") }
+        switch engine {
+        case "reference":
+            return { directory in try ReferenceExecutor(graph: ONNXImporter().load(directory.modelURL)) }
+        case "compiled":
+            let cache = EngineCache(compiler: PlanCompiler(precision: precision), log: { logger.info("\($0)") })
+            return { directory in try cache.engine(for: directory.modelURL) }
+        default:
+            throw ValidationError("--engine must be compiled or reference")
+        }
     }
 
     private func applyOverrides(to settings: inout ModelSettings) {
