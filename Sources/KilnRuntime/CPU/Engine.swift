@@ -13,7 +13,7 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     /// How many nodes run on a fast kernel vs the reference kernels, by op type.
     public let kernelSummary: [String: String]
     private let steps: [EngineStep]
-    private let lastUse: [String: Int]
+    private let interpreter: GraphInterpreter
     private let contexts = ExecutionContextPool()
 
     /// Binds `graph` to kernels: packs every FusedMatMul's weights (in bf16 where the node's
@@ -22,14 +22,8 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     ///   CPU cannot run.
     public init(graph: Graph) throws {
         self.graph = graph
-        let order = try graph.topologicallySorted()
-        steps = try order.map { try EngineStep.bind($0, graph: graph) }
-        var lastUse: [String: Int] = [:]
-        for (position, node) in order.enumerated() {
-            for input in node.inputs where !input.isEmpty { lastUse[input] = position }
-        }
-        for output in graph.outputs { lastUse[output.name] = order.count }
-        self.lastUse = lastUse
+        interpreter = try GraphInterpreter(graph: graph)
+        steps = try interpreter.order.map { try EngineStep.bind($0, graph: graph) }
         var summary: [String: (fast: Int, reference: Int)] = [:]
         for step in steps {
             let key = step.node.domain.isEmpty ? step.node.opType : "\(step.node.domain):\(step.node.opType)"
@@ -49,27 +43,11 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     /// Runs the model once.
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
         try InputValidator.validate(inputs, against: graph.inputs)
+        let opset = graph.opset
         return try contexts.withContext { context in
-            var values = inputs
-            for (position, step) in steps.enumerated() {
-                let node = step.node
-                let operands = try node.inputs.map { name -> Tensor? in
-                    if name.isEmpty { return nil }
-                    if let value = values[name] ?? graph.initializers[name] { return value }
-                    throw KilnError.invalidModel("node '\(node.name)' reads '\(name)', which has no value")
-                }
-                let results = try step.run(operands, opset: graph.opset, context: context)
-                for (name, tensor) in zip(node.outputs, results) where !name.isEmpty { values[name] = tensor }
-                for name in node.inputs where lastUse[name] == position { values[name] = nil }
+            try interpreter.run(inputs) { position, _, operands in
+                try steps[position].run(operands, opset: opset, context: context)
             }
-            var outputs: [String: Tensor] = [:]
-            for output in graph.outputs {
-                guard let tensor = values[output.name] ?? graph.initializers[output.name] else {
-                    throw KilnError.invalidModel("output '\(output.name)' was never produced")
-                }
-                outputs[output.name] = tensor
-            }
-            return outputs
         }
     }
 }
