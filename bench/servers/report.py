@@ -1,0 +1,159 @@
+"""The report of bench/run_all: a markdown table with the issue-7 targets checked against what was
+measured in this run, a JSON summary, and two PNG plots (throughput vs P99 per server; latency CDF
+of every server at the same fixed load). Ratios are same-run ratios: single absolute numbers on this
+shared machine prove nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _fmt(value, digits=1):
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _by_key(results):
+    return {r["key"]: r for r in results}
+
+
+def targets(results, sla_ms):
+    """Issue 7's targets, each as (target, measured, met)."""
+    found = _by_key(results)
+    kiln, torchserve = found.get("kiln-fp32"), found.get("torchserve")
+    if not kiln:
+        return []
+    rows = []
+    others = [r for r in results if not r["key"].startswith("kiln") and r["key"] != "torchserve"]
+    if torchserve and torchserve["throughput_at_sla"] > 0:
+        ratio = kiln["throughput_at_sla"] / torchserve["throughput_at_sla"]
+        rows.append((f"throughput at P99 <= {sla_ms:g} ms >= 3.2x TorchServe eager", f"{ratio:.2f}x", ratio >= 3.2))
+    if others:
+        best = max(others, key=lambda r: r["throughput_at_sla"])
+        if best["throughput_at_sla"] > 0:
+            ratio = kiln["throughput_at_sla"] / best["throughput_at_sla"]
+            rows.append((f">= 1.5x the best other peer ({best['name']})", f"{ratio:.2f}x", ratio >= 1.5))
+    if torchserve:
+        theirs, ours = torchserve["fixed"]["latency_ms"]["p99"], kiln["fixed"]["latency_ms"]["p99"]
+        if theirs and ours:
+            ratio = ours / theirs
+            rows.append(("P99 at TorchServe's max load <= 0.4x TorchServe's", f"{ratio:.2f}x ({ours:.1f} vs {theirs:.1f} ms)",
+                         ratio <= 0.4))
+        ratio = kiln["peak_rss_mb"] / torchserve["peak_rss_mb"]
+        rows.append(("peak RSS <= 0.6x TorchServe's", f"{ratio:.2f}x ({kiln['peak_rss_mb']:.0f} vs "
+                     f"{torchserve['peak_rss_mb']:.0f} MB)", ratio <= 0.6))
+    if kiln.get("at_80pct"):
+        attainment = kiln["at_80pct"]["sla_attainment"] * 100
+        rows.append(("SLA attainment >= 99.6% at 80% of Kiln's max", f"{attainment:.2f}% at "
+                     f"{kiln['at_80pct']['rate']:.0f} req/s", attainment >= 99.6))
+    return rows
+
+
+def plot_curves(results, sla_ms, path):
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for result in results:
+        points = sorted((p["throughput_rps"], p["latency_ms"]["p99"]) for p in result["sweep"] if p["latency_ms"]["p99"])
+        axes.plot([x for x, _ in points], [y for _, y in points], marker="o", label=result["name"])
+    axes.axhline(sla_ms, color="grey", linestyle="--", linewidth=1, label=f"SLA {sla_ms:g} ms")
+    axes.set_yscale("log")
+    axes.set_xlabel("throughput (requests/s, open-loop Poisson load)")
+    axes.set_ylabel("P99 latency (ms)")
+    axes.set_title("Throughput vs P99, snips, 2 threads per server")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_cdf(results, fixed_rate, path):
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for result in results:
+        latencies = result.get("cdf") or []
+        if latencies:
+            n = len(latencies)
+            axes.plot(latencies, [(i + 1) / n for i in range(n)], label=f"{result['name']} (n={n})")
+    axes.set_xscale("log")
+    axes.set_xlabel("latency (ms)")
+    axes.set_ylabel("share of requests")
+    rate = f"{fixed_rate:.0f} req/s" if fixed_rate else "each server's max"
+    axes.set_title(f"Latency CDF at a fixed load ({rate}: TorchServe eager's max)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def table(results, sla_ms):
+    baseline = _by_key(results).get("torchserve")
+    lines = [f"| server | max req/s (closed loop) | req/s at P99 <= {sla_ms:g} ms | vs TorchServe eager | "
+             "P50 / P99 at fixed load (ms) | SLA attainment at fixed load | peak RSS (MB) | CPU util (% of 2 cores) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        ratio = "—"
+        if baseline and baseline["throughput_at_sla"] > 0:
+            ratio = f"{r['throughput_at_sla'] / baseline['throughput_at_sla']:.2f}x"
+        fixed = r["fixed"]
+        lines.append(f"| {r['name']} | {r['capacity_rps']:.1f} | {r['throughput_at_sla']:.1f} | {ratio} | "
+                     f"{_fmt(fixed['latency_ms']['p50'])} / {_fmt(fixed['latency_ms']['p99'])} | "
+                     f"{fixed['sla_attainment'] * 100:.2f}% | {r['peak_rss_mb']:.0f} | {_fmt(r.get('cpu_util'), 0)} |")
+    return "\n".join(lines)
+
+
+def sweep_table(results):
+    lines = ["| server | offered req/s | achieved req/s | P50 | P90 | P99 | P99.9 | errors | SLA attainment |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for p in r["closed"] + r["sweep"]:
+            offered = f"{p['rate']:.1f}" if p.get("rate") else f"closed, {p['concurrency']} clients"
+            lat = p["latency_ms"]
+            lines.append(f"| {r['name']} | {offered} | {p['throughput_rps']:.1f} | {_fmt(lat['p50'])} | {_fmt(lat['p90'])} | "
+                         f"{_fmt(lat['p99'])} | {_fmt(lat['p999'])} | {p['errors']} | {p['sla_attainment'] * 100:.2f}% |")
+    return "\n".join(lines)
+
+
+def write(results, failures, out, meta):
+    base = out[:-3] if out.endswith(".md") else out
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    curves, cdf = base + "-curves.png", base + "-cdf.png"
+    if results:
+        plot_curves(results, meta["sla_ms"], curves)
+        plot_cdf(results, meta["fixed_rate"], cdf)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    rows = targets(results, meta["sla_ms"])
+    parts = [
+        f"# Server-level comparison ({meta['started']})", "",
+        f"Command: `{meta['command']}` at commit {commit}. Model `{meta['model_dir']}` (snips, MiniLM-shaped JointBERT). "
+        f"Load generator: {meta['generator']} (same machine, same 2 cores as the server). "
+        f"{meta['duration']:g} s per load point; capacity from closed loop at {meta['plan']['concurrency']} clients; "
+        f"open-loop Poisson sweep at {meta['plan']['fractions']} x capacity. Fixed load: "
+        f"{_fmt(meta['fixed_rate'])} req/s (TorchServe eager's max). Thread budget: {meta['threads']} per server. "
+        f"SLA {meta['sla_ms']:g} ms.", "",
+        "Machine: 2 cores (AMD EPYC Zen 3, AVX2), shared with other engineers' builds; load average (1 min) "
+        "before/after each server: " + ", ".join(f"{r['name']} {r['load_before'][0]:.1f}/{r['load_after'][0]:.1f}" for r in results)
+        + ". Treat absolute numbers as noisy; ratios are from this one run.", "",
+        table(results, meta["sla_ms"]), "",
+    ]
+    if rows:
+        parts += ["## Issue 7 targets (Kiln fp32)", "", "| target | measured | met |", "|---|---|---|"]
+        parts += [f"| {t} | {m} | {'yes' if ok else 'NO'} |" for t, m, ok in rows]
+        parts.append("")
+    if failures:
+        parts += ["## Servers that did not run", ""] + [f"- {k}: {e}" for k, e in failures] + [""]
+    if results:
+        parts += [f"![throughput vs P99]({os.path.basename(curves)})", "", f"![latency CDF]({os.path.basename(cdf)})", "",
+                  "## Every load point", "", sweep_table(results), ""]
+    text = "\n".join(parts)
+    with open(out, "w") as f:
+        f.write(text)
+    summary = [{k: v for k, v in r.items() if k != "cdf"} for r in results]
+    with open(base + ".json", "w") as f:
+        json.dump({"meta": meta, "results": summary, "failures": failures}, f, indent=1)
+    return text
