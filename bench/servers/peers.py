@@ -80,6 +80,13 @@ def torchserve_peer(model_dir: str, port: int, batch_size: int = 1, delay_ms: in
                     "--export-path", store, "--archive-format", "no-archive", "-f"], check=True)
     models = {name: {"1": {"defaultVersion": True, "marName": name, "minWorkers": THREADS, "maxWorkers": THREADS,
                            "batchSize": batch_size, "maxBatchDelay": delay_ms, "responseTimeout": 120}}}
+    # Logging at WARN (TorchServe's default logs every request at INFO/DEBUG through log4j, which costs
+    # CPU a tuned deployment would not spend), and no system-metrics collector process.
+    log_config = os.path.join(root, "log4j2.xml")
+    with open(log_config, "w") as f:
+        f.write('<Configuration status="WARN"><Appenders><Console name="STDOUT" target="SYSTEM_OUT">'
+                '<PatternLayout pattern="%d %p %c: %m%n"/></Console></Appenders><Loggers><Root level="warn">'
+                '<AppenderRef ref="STDOUT"/></Root></Loggers></Configuration>')
     config = os.path.join(root, "config.properties")
     with open(config, "w") as f:
         f.write("\n".join([
@@ -87,7 +94,8 @@ def torchserve_peer(model_dir: str, port: int, batch_size: int = 1, delay_ms: in
             f"metrics_address=http://127.0.0.1:{port + 2}", f"model_store={store}", f"load_models={name}",
             f"default_workers_per_model={THREADS}", "disable_token_authorization=true",
             "install_py_dep_per_model=false", "job_queue_size=1000", "number_of_netty_threads=2",
-            "netty_client_threads=2", "vmargs=-Xmx1g -XX:+UseSerialGC", f"models={json.dumps(models)}", ""]))
+            "netty_client_threads=2", f"vmargs=-Xmx1g -XX:+UseSerialGC -Dlog4j.configurationFile=file://{log_config}",
+            "disable_system_metrics=true", "async_logging=true", f"models={json.dumps(models)}", ""]))
     bin_dir = os.path.join(HERE, ".venv-torchserve", "bin")
     command = [os.path.join(bin_dir, "torchserve"), "--start", "--foreground", "--ncs", "--disable-token-auth",
                "--ts-config", config, "--model-store", store]
@@ -131,15 +139,30 @@ def start(peer: Peer, log_path: str, timeout: float = 300) -> subprocess.Popen:
     while time.time() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{peer.name} exited with {process.returncode} while starting; see {log_path}")
-        try:
-            with urllib.request.urlopen(peer.ready_url, timeout=2) as reply:
-                if reply.status == 200:
-                    return process
-        except Exception:  # noqa: BLE001 - not up yet
-            pass
+        if _answers(peer.ready_url) and _answers(*probe(peer)):
+            return process
         time.sleep(1)
     stop(process)
     raise RuntimeError(f"{peer.name} not ready after {timeout:.0f} s; see {log_path}")
+
+
+def probe(peer: Peer, text: str = "play some jazz in the kitchen") -> tuple[str, bytes]:
+    """A real request in the peer's API: ready means it answers one (workers loaded, plan built)."""
+    if peer.api == "kiln":
+        return peer.url + "/v1/parse", json.dumps({"text": text}).encode()
+    if peer.api == "v2":
+        body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [text]}]}
+        return f"{peer.url}/v2/models/{peer.model}/infer", json.dumps(body).encode()
+    return peer.url, json.dumps({"text": text}).encode()
+
+
+def _answers(url: str, body: bytes | None = None) -> bool:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"} if body else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status == 200
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -10,6 +10,7 @@ import os
 import subprocess
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -62,6 +63,7 @@ def plot_curves(results, sla_ms, path):
         axes.plot([x for x, _ in points], [y for _, y in points], marker="o", label=result["name"])
     axes.axhline(sla_ms, color="grey", linestyle="--", linewidth=1, label=f"SLA {sla_ms:g} ms")
     axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     axes.set_xlabel("throughput (requests/s, open-loop Poisson load)")
     axes.set_ylabel("P99 latency (ms)")
     axes.set_title("Throughput vs P99, snips, 2 threads per server")
@@ -82,8 +84,9 @@ def plot_cdf(results, fixed_rate, path):
     axes.set_xscale("log")
     axes.set_xlabel("latency (ms)")
     axes.set_ylabel("share of requests")
-    rate = f"{fixed_rate:.0f} req/s" if fixed_rate else "each server's max"
-    axes.set_title(f"Latency CDF at a fixed load ({rate}: TorchServe eager's max)")
+    rate = f"{fixed_rate:.0f} req/s, TorchServe eager's max" if fixed_rate else "each server's own max"
+    axes.set_title(f"Latency CDF at a fixed load ({rate})")
+    axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()

@@ -179,7 +179,7 @@ def main():
 
     duration = args.duration or (4 if args.quick else 15)
     plan = {"duration": duration, "concurrency": [16] if args.quick else [4, 16, 64],
-            "fractions": [0.5, 0.9] if args.quick else [0.25, 0.5, 0.7, 0.85, 1.0, 1.15]}
+            "fractions": [0.5, 0.9] if args.quick else [0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15]}
     load = LoadGenerator(args.kiln, args.texts, args.sla_ms, 1 if args.quick else 3, args.generator)
     log_dir = os.path.join(peers.WORK, "logs")
     wanted = args.peers.split(",")
