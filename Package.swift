@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "KilnText", targets: ["KilnText"]),
         .library(name: "KilnPasses", targets: ["KilnPasses"]),
         .library(name: "KilnServe", targets: ["KilnServe"]),
+        .executable(name: "kiln-gpu-probe", targets: ["kiln-gpu-probe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -36,6 +37,13 @@ let package = Package(
         .target(name: "KilnKernels", dependencies: ["KilnCore", "CDNNL"]),
         .target(name: "KilnPasses", dependencies: ["KilnCore"]),
         .target(name: "KilnRuntime", dependencies: ["KilnCore", "KilnKernels"]),
+        // NVIDIA backend: CUDA libraries are dlopen'ed at run time (CKilnCUDA declares the entry points).
+        .target(name: "CKilnCUDA", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "KilnCUDA", dependencies: ["KilnCore", "CKilnCUDA"]),
+        .executableTarget(
+            name: "kiln-gpu-probe",
+            dependencies: ["KilnCore", "KilnONNX", "KilnPasses", "KilnKernels", "KilnRuntime", "KilnCUDA"]
+        ),
         .target(name: "KilnText", dependencies: ["KilnCore"]),
         .target(
             name: "KilnServe",

@@ -1,0 +1,224 @@
+// CUDAEngine: an optimized Kiln graph running on one NVIDIA GPU.
+// Build: bind every node (GEMM weights to fp16 on the device, kernels compiled by NVRTC for this
+// GPU), then size the device and pinned arenas by running the graph once at the largest shape
+// (max batch x max sequence) and keeping the high-water marks: requests never allocate.
+// Run: serialised per engine (one stream, one arena); the first call of an input shape runs
+// eagerly, the second captures the device work up to the first download in a CUDA graph, later
+// calls replay it (host steps still run so staged inputs are fresh).
+import CKilnCUDA
+import Foundation
+import KilnCore
+
+/// How a CUDA engine is built.
+public struct CUDAEngineOptions: Sendable {
+    /// The GPU (one engine per device; several engines give multi-GPU serving).
+    public var deviceOrdinal = 0
+    /// Largest batch and sequence the arenas are sized for.
+    public var maxBatch = 16
+    public var maxSequence = 128
+    /// Capture CUDA graphs per input shape.
+    public var useGraphs = true
+    /// Time cuBLASLt's candidate algorithms per GEMM shape and keep the fastest.
+    public var autotune = false
+
+    public init(deviceOrdinal: Int = 0, maxBatch: Int = 16, maxSequence: Int = 128, useGraphs: Bool = true, autotune: Bool = false) {
+        self.deviceOrdinal = deviceOrdinal
+        self.maxBatch = maxBatch
+        self.maxSequence = maxSequence
+        self.useGraphs = useGraphs
+        self.autotune = autotune
+    }
+}
+
+/// A loaded graph on a GPU: immutable after build, thread-safe (runs are serialised).
+public final class CUDAEngine: @unchecked Sendable {
+    public let graph: Graph
+    public let options: CUDAEngineOptions
+    public let context: CUDAContext
+    /// Versions a plan records: driver, cuBLASLt, NVRTC.
+    public let versions: CUDAVersions
+    /// Bytes of the device activation arena and of the pinned staging arena.
+    public private(set) var arenaBytes = 0
+    public private(set) var pinnedBytes = 0
+    /// How many nodes run on the GPU / on the host, by operator.
+    public let placement: [String: (gpu: Int, host: Int)]
+
+    private let steps: [CUDAStep]
+    private let module: KernelModule
+    private let gemm: CuBLASLtGemm
+    private let hostEvaluator: HostEvaluator
+    private let wantsF32: Set<String>
+    private let maxAttentionSequence: Int
+    private var arena: DeviceArena
+    private var pinned: PinnedArena
+    private var graphs: [String: CapturedGraph] = [:]
+    private let lock = NSLock()
+
+    /// Per input-shape capture state.
+    final class CapturedGraph {
+        var eagerRuns = 0
+        var prefixEnd = 0
+        var exec: kcu_graph_exec?
+        var failed = false
+        deinit { if let exec { _ = kcu_graph_exec_destroy(exec) } }
+    }
+
+    public var inputSignature: [ValueInfo] { graph.inputs }
+    public var outputSignature: [ValueInfo] { graph.outputs }
+    public var device: CUDADeviceInfo { context.device }
+
+    /// Builds the engine on GPU `options.deviceOrdinal`.
+    /// - Parameter hostEvaluator: runs nodes that stay on the CPU (pass the reference kernels).
+    public init(graph: Graph, options: CUDAEngineOptions = CUDAEngineOptions(), hostEvaluator: @escaping HostEvaluator) throws {
+        try CUDADriver.initialize()
+        try CUDALibraries.load(.cublasLt)
+        try CUDALibraries.load(.nvrtc)
+        self.graph = graph
+        self.options = options
+        self.hostEvaluator = hostEvaluator
+        context = try CUDAContext(ordinal: options.deviceOrdinal)
+        module = try KernelModule(architecture: context.device.architecture)
+        gemm = try CuBLASLtGemm(autotune: options.autotune)
+        versions = CUDAVersions(driver: context.device.driverVersion, cublasLt: gemm.version, nvrtc: module.nvrtcVersion)
+        let limit = context.device.sharedMemoryPerBlockOptin
+        try checkDriver(kcu_func_set_attribute(module.function("kiln_attention"), 8, Int32(limit)), "cuFuncSetAttribute")  // MAX_DYNAMIC_SHARED_SIZE_BYTES
+        let nodes = try graph.topologicallySorted()
+        let stream = context.stream
+        steps = try nodes.map { try CUDAStep.bind($0, graph: graph, stream: stream) }
+        var hostInputs = Set(graph.outputs.map(\.name))
+        for step in steps where !step.isDevice { hostInputs.formUnion(step.node.inputs) }
+        wantsF32 = hostInputs
+        var placement: [String: (gpu: Int, host: Int)] = [:]
+        for step in steps {
+            let key = step.node.domain.isEmpty ? step.node.opType : "\(step.node.domain):\(step.node.opType)"
+            var entry = placement[key] ?? (0, 0)
+            if step.isDevice { entry.gpu += 1 } else { entry.host += 1 }
+            placement[key] = entry
+        }
+        self.placement = placement
+        maxAttentionSequence = steps.compactMap { step -> Int? in
+            guard case .attention(let heads, _, _) = step.kind else { return nil }
+            let hidden = graph.valueInfo[step.node.inputs[0]]?.shape?.last?.fixedSize ?? 768
+            return KernelSource.maxAttentionSequence(headSize: max(1, hidden / heads), sharedMemoryLimit: limit)
+        }.min() ?? Int.max
+        // Size the arenas: run once at the largest shape in generous temporary arenas.
+        let (free, _) = try context.memoryInfo()
+        arena = try DeviceArena(byteCount: min(free / 2, 24 << 30))
+        pinned = try PinnedArena(byteCount: 512 << 20)
+        _ = try execute(sampleInputs(batch: options.maxBatch, sequence: options.maxSequence), allowGraphs: false)
+        let deviceNeed = arena.allocator.highWater, pinnedNeed = pinned.allocator.highWater
+        arena = try DeviceArena(byteCount: deviceNeed + deviceNeed / 8 + (1 << 20))
+        pinned = try PinnedArena(byteCount: pinnedNeed + pinnedNeed / 8 + (1 << 20))
+        arenaBytes = arena.allocator.capacity
+        pinnedBytes = pinned.allocator.capacity
+    }
+
+    /// GEMM algorithm choices made so far (shape -> candidate index), for the plan's timing cache.
+    public var gemmChoices: [String: Int] {
+        Dictionary(uniqueKeysWithValues: gemm.choices.map { ("\($0.key.m)x\($0.key.n)x\($0.key.k)/\($0.key.epilogue.rawValue)/\($0.key.outputF32 ? "f32" : "f16")", $0.value) })
+    }
+
+    /// Runs the graph; inputs by name, outputs by name (fp32 host tensors).
+    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        lock.lock()
+        defer { lock.unlock() }
+        return try execute(inputs, allowGraphs: options.useGraphs)
+    }
+
+    private func execute(_ inputs: [String: Tensor], allowGraphs: Bool) throws -> [String: Tensor] {
+        try context.makeCurrent()
+        arena.allocator.reset()
+        pinned.allocator.reset()
+        let executor = CUDAExecutor(
+            stream: context.stream, launcher: KernelLauncher(module: module, stream: context.stream), gemm: gemm, arena: arena,
+            pinned: pinned, host: hostEvaluator, opset: graph.opset, wantsF32: wantsF32, maxAttentionSequence: maxAttentionSequence)
+        for info in graph.inputs {
+            guard let tensor = inputs[info.name] else { throw KilnError.invalidInput("missing input \(info.name)") }
+            executor.values[info.name] = .host(tensor)
+        }
+        for (name, tensor) in graph.initializers { executor.values[name] = .host(tensor) }
+        let key = graph.inputs.map { "\(inputs[$0.name]!.shape)" }.joined(separator: ";")
+        let state = allowGraphs ? (graphs[key] ?? newGraphState(key)) : nil
+        if let state, !state.failed, state.eagerRuns > 0, state.prefixEnd > 0 {
+            try runCaptured(state, executor: executor)
+        } else {
+            try executor.run(steps[...], offset: 0)
+            if let state {
+                state.eagerRuns += 1
+                state.prefixEnd = executor.firstDownloadStep ?? steps.count
+            }
+        }
+        var outputs: [String: Tensor] = [:]
+        for info in graph.outputs { outputs[info.name] = try executor.hostTensor(info.name) }
+        try context.synchronize()
+        return outputs
+    }
+
+    private func newGraphState(_ key: String) -> CapturedGraph? {
+        guard graphs.count < 64 else { return nil }
+        let state = CapturedGraph()
+        graphs[key] = state
+        return state
+    }
+
+    /// Replays (or first captures) the device prefix of the run, then finishes eagerly.
+    private func runCaptured(_ state: CapturedGraph, executor: CUDAExecutor) throws {
+        let prefix = steps[0..<state.prefixEnd]
+        if let exec = state.exec {
+            executor.replay = true
+            try executor.run(prefix, offset: 0)
+            executor.replay = false
+            try checkDriver(kcu_graph_launch(exec, context.stream), "cuGraphLaunch")
+        } else {
+            try checkDriver(kcu_stream_begin_capture(context.stream, 1), "cuStreamBeginCapture")  // thread-local mode
+            var captured: kcu_graph?
+            do {
+                try executor.run(prefix, offset: 0)
+            } catch {
+                _ = kcu_stream_end_capture(context.stream, &captured)
+                if let captured { _ = kcu_graph_destroy(captured) }
+                state.failed = true
+                throw error
+            }
+            try checkDriver(kcu_stream_end_capture(context.stream, &captured), "cuStreamEndCapture")
+            defer { if let captured { _ = kcu_graph_destroy(captured) } }
+            var exec: kcu_graph_exec?
+            try checkDriver(kcu_graph_instantiate(&exec, captured), "cuGraphInstantiate")
+            state.exec = exec
+            try checkDriver(kcu_graph_launch(exec, context.stream), "cuGraphLaunch")
+        }
+        try executor.run(steps[state.prefixEnd...], offset: state.prefixEnd)
+    }
+
+    /// Inputs of the declared signature at `batch` x `sequence`: token ids 0, masks 1, floats 0.
+    public func sampleInputs(batch: Int, sequence: Int) throws -> [String: Tensor] {
+        var inputs: [String: Tensor] = [:]
+        for info in graph.inputs {
+            var symbolic = 0
+            let shape = (info.shape ?? []).map { dimension -> Int in
+                if let size = dimension.fixedSize { return size }
+                symbolic += 1
+                if case .symbolic(let name) = dimension {
+                    if name.lowercased().contains("batch") { return batch }
+                    if name.lowercased().contains("seq") { return sequence }
+                }
+                return symbolic == 1 ? batch : sequence
+            }
+            let count = Tensor.elementCount(of: shape)
+            if info.dtype?.isInteger ?? false {
+                let value: Int64 = info.name.lowercased().contains("mask") ? 1 : 0
+                inputs[info.name] = try Tensor(ints: [Int64](repeating: value, count: count), shape: shape, dtype: info.dtype!)
+            } else {
+                inputs[info.name] = try Tensor(floats: [Float](repeating: 0, count: count), shape: shape)
+            }
+        }
+        return inputs
+    }
+}
+
+/// Library and driver versions a CUDA plan is pinned to.
+public struct CUDAVersions: Sendable, Equatable, Codable {
+    public var driver: Int
+    public var cublasLt: Int
+    public var nvrtc: String
+}

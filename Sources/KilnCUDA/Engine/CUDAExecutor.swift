@@ -1,0 +1,339 @@
+// CUDAExecutor: walks the bound steps for one run, keeping each value on the host or the GPU.
+// Pattern: all device work is queued on one stream with activations bump-allocated from the
+// engine's arena; host values go up through the pinned staging arena with async copies; a host
+// step that needs a device value synchronises and copies it down. In `replay` mode (a CUDA graph
+// of this shape already holds the device work) the executor repeats only the host side (host
+// steps, pinned staging writes, arena bookkeeping in the same order, so addresses match the
+// captured ones) and enqueues nothing.
+import CKilnCUDA
+import KilnCore
+
+/// Evaluates a node on the host (the reference kernels), injected so KilnCUDA needs only KilnCore.
+public typealias HostEvaluator = @Sendable (_ node: Node, _ inputs: [Tensor?], _ opset: Int) throws -> [Tensor]
+
+final class CUDAExecutor {
+    let stream: kcu_stream
+    let launcher: KernelLauncher
+    let gemm: CuBLASLtGemm
+    let arena: DeviceArena
+    let pinned: PinnedArena
+    let host: HostEvaluator
+    let opset: Int
+    let wantsF32: Set<String>
+    let maxAttentionSequence: Int
+    /// When true, device work is already captured in a graph: do host work only.
+    var replay = false
+    /// Index of the step that first needed a download (ends the capturable prefix).
+    private(set) var firstDownloadStep: Int?
+    private var currentStep = 0
+    var values: [String: RunValue] = [:]
+
+    init(stream: kcu_stream, launcher: KernelLauncher, gemm: CuBLASLtGemm, arena: DeviceArena, pinned: PinnedArena,
+         host: @escaping HostEvaluator, opset: Int, wantsF32: Set<String>, maxAttentionSequence: Int) {
+        self.stream = stream
+        self.launcher = launcher
+        self.gemm = gemm
+        self.arena = arena
+        self.pinned = pinned
+        self.host = host
+        self.opset = opset
+        self.wantsF32 = wantsF32
+        self.maxAttentionSequence = maxAttentionSequence
+    }
+
+    // MARK: running steps
+
+    func run(_ steps: ArraySlice<CUDAStep>, offset: Int) throws {
+        for (index, step) in zip(steps.indices, steps) {
+            currentStep = index + offset
+            if try !runOnDevice(step) { try runOnHost(step.node) }
+        }
+    }
+
+    private func runOnHost(_ node: Node) throws {
+        let inputs = try node.inputs.map { $0.isEmpty ? nil : try hostTensor($0) }
+        let outputs = try host(node, inputs, opset)
+        for (name, tensor) in zip(node.outputs, outputs) where !name.isEmpty { values[name] = .host(tensor) }
+    }
+
+    /// Runs `step` on the GPU; false when its tensors are outside what the kernels handle.
+    private func runOnDevice(_ step: CUDAStep) throws -> Bool {
+        let node = step.node
+        switch step.kind {
+        case .host: return false
+        case .gemm(let weights): return try gemmStep(node, weights)
+        case let .attention(heads, scale, nanToZero): return try attentionStep(node, heads: heads, scale: scale, nanToZero: nanToZero)
+        case let .layerNorm(epsilon, gamma, beta, bias, withSkip):
+            return try layerNormStep(node, epsilon: epsilon, gamma: gamma, beta: beta, bias: bias, withSkip: withSkip)
+        case .gelu(let tanh):
+            guard isDevice(node.inputs[0]) else { return false }
+            let x = try deviceHalf(node.inputs[0])
+            let out = try allocate(x.shape, .f16)
+            if !replay { try launcher.gelu(x.address, output: out.address, count: x.count, tanh: tanh) }
+            values[node.outputs[0]] = .device(out)
+            return true
+        case let .embedding(table, rows, width): return try embeddingStep(node, table: table, rows: rows, width: width)
+        case let .selectRow(axis, index): return try selectRowStep(node, axis: axis, index: index)
+        case .split(let sizes): return splitStep(node, sizes: sizes)
+        case .add: return try addStep(node)
+        }
+    }
+
+    private func isDevice(_ name: String) -> Bool {
+        if case .device = values[name] { return true }
+        return false
+    }
+
+    private func gemmStep(_ node: Node, _ w: GemmWeights) throws -> Bool {
+        var a = try deviceHalf(node.inputs[0], allowStrided: true)
+        guard a.width == w.k, a.rows > 0 else { return false }
+        if a.rank > 2 && !a.isContiguous { a = try contiguous(a) }
+        let outF32 = wantsF32.contains(node.outputs[0])
+        let fusedGelu = w.activation == "gelu"
+        if outF32 && fusedGelu { return false }
+        let epilogue: GemmEpilogue
+        switch (w.activation, w.bias16 != nil) {
+        case ("none", true): epilogue = .bias
+        case ("none", false), ("gelu", _): epilogue = .none
+        case ("gelu_tanh", true): epilogue = .geluTanhBias
+        case ("relu", true): epilogue = .reluBias
+        default: return false
+        }
+        let out = try allocate(Array(a.shape.dropLast()) + [w.n], outF32 ? .f32 : .f16)
+        if !replay {
+            let bias = (outF32 ? w.bias32 : w.bias16)?.address ?? 0
+            try gemm.run(GemmShape(m: a.rows, n: w.n, k: w.k, lda: a.rowStride, outputF32: outF32, epilogue: epilogue),
+                         input: a.address, weights: w.weights.address, bias: bias, output: out.address, stream: stream)
+            if fusedGelu {
+                if let bias16 = w.bias16 {
+                    try launcher.biasGelu(out.address, bias: bias16.address, count: out.count, width: w.n)
+                } else {
+                    try launcher.gelu(out.address, output: out.address, count: out.count, tanh: false)
+                }
+            }
+        }
+        values[node.outputs[0]] = .device(out)
+        return true
+    }
+
+    private func attentionStep(_ node: Node, heads: Int, scale: Float?, nanToZero: Bool) throws -> Bool {
+        guard node.inputs.count >= 3, [0, 1, 2].allSatisfy({ isDevice(node.inputs[$0]) }) else { return false }
+        var q = try deviceHalf(node.inputs[0], allowStrided: true)
+        var k = try deviceHalf(node.inputs[1], allowStrided: true)
+        var v = try deviceHalf(node.inputs[2], allowStrided: true)
+        guard q.rank == 3, k.shape == q.shape, v.shape == q.shape, q.width % heads == 0, q.shape[1] <= maxAttentionSequence else { return false }
+        if k.rowStride != q.rowStride || v.rowStride != q.rowStride {
+            (q, k, v) = (try contiguous(q), try contiguous(k), try contiguous(v))
+        }
+        let (batch, sequence, hidden) = (q.shape[0], q.shape[1], q.shape[2])
+        let headSize = hidden / heads
+        var maskAddress: kcu_deviceptr = 0
+        var strides = (batch: 0, head: 0, row: 0)
+        if node.inputs.count > 3 && !node.inputs[3].isEmpty {
+            let mask = try hostTensor(node.inputs[3])
+            guard mask.dtype == .float32, let found = maskStrides(mask.shape, batch: batch, heads: heads, sequence: sequence) else { return false }
+            strides = found
+            maskAddress = try upload(mask.floats).address
+        }
+        let out = try allocate(q.shape, .f16)
+        if !replay {
+            try launcher.attention(
+                q: q.address, k: k.address, v: v.address, qkvStride: q.rowStride, mask: maskAddress, maskStrides: strides,
+                output: out.address, outputStride: hidden, batch: batch, sequence: sequence, heads: heads, headSize: headSize,
+                scale: scale ?? 1 / Float(headSize).squareRoot(), nanToZero: nanToZero)
+        }
+        values[node.outputs[0]] = .device(out)
+        return true
+    }
+
+    private func layerNormStep(_ node: Node, epsilon: Float, gamma: DeviceBuffer, beta: DeviceBuffer?, bias: DeviceBuffer?, withSkip: Bool) throws -> Bool {
+        guard isDevice(node.inputs[0]) || (withSkip && isDevice(node.inputs[1])) else { return false }
+        let x = try deviceHalf(node.inputs[0])
+        guard gamma.byteCount == x.width * 4 else { return false }
+        var skipAddress: kcu_deviceptr = 0
+        if withSkip {
+            let skip = try deviceHalf(node.inputs[1])
+            guard skip.shape == x.shape else { return false }
+            skipAddress = skip.address
+        }
+        let out = try allocate(x.shape, .f16)
+        let wantsSum = withSkip && node.outputs.count > 1 && !node.outputs[1].isEmpty
+        let sum = wantsSum ? try allocate(x.shape, .f16) : nil
+        if !replay {
+            try launcher.layerNorm(
+                x: x.address, skip: skipAddress, bias: bias?.address ?? 0, gamma: gamma.address, beta: beta?.address ?? 0,
+                output: out.address, sumOutput: sum?.address ?? 0, rows: x.rows, width: x.width, epsilon: epsilon)
+        }
+        values[node.outputs[0]] = .device(out)
+        if let sum { values[node.outputs[1]] = .device(sum) }
+        return true
+    }
+
+    private func embeddingStep(_ node: Node, table: DeviceBuffer, rows: Int, width: Int) throws -> Bool {
+        let indices = try hostTensor(node.inputs[1])
+        guard indices.dtype.isInteger else { return false }
+        var normalized = [Int32](repeating: 0, count: indices.count)
+        for (position, value) in indices.ints.enumerated() {
+            let index = value < 0 ? value + Int64(rows) : value
+            guard index >= 0 && index < Int64(rows) else {
+                throw KilnError.invalidInput("Gather \(node.name): index \(value) is out of range for \(rows) rows")
+            }
+            normalized[position] = Int32(index)
+        }
+        let staged = try stage(bytes: normalized.count * 4) { buffer in normalized.withUnsafeBytes { buffer.copyMemory(from: $0) } }
+        let deviceIndices = try allocate([normalized.count], .i32)
+        if !replay { try copyUp(staged, to: deviceIndices.address, bytes: normalized.count * 4) }
+        let out = try allocate(indices.shape + [width], .f16)
+        if !replay && normalized.count > 0 {
+            try launcher.gatherRows(table: table.address, indices: deviceIndices.address, output: out.address, rows: normalized.count, width: width)
+        }
+        values[node.outputs[0]] = .device(out)
+        return true
+    }
+
+    private func selectRowStep(_ node: Node, axis: Int, index: Int) throws -> Bool {
+        guard case .device(let data) = values[node.inputs[0]], data.dtype == .f16, data.rank == 3, axis == 1 || axis == -2 else { return false }
+        let sequence = data.shape[1]
+        let row = index < 0 ? index + sequence : index
+        guard row >= 0 && row < sequence else { return false }
+        let source = data.isContiguous ? data : try contiguous(data)
+        values[node.outputs[0]] = .device(DeviceTensor(
+            address: source.address + UInt64(row * source.width * 2), shape: [data.shape[0], data.shape[2]], dtype: .f16,
+            rowStride: sequence * source.width))
+        return true
+    }
+
+    private func splitStep(_ node: Node, sizes: [Int]) -> Bool {
+        guard case .device(let data) = values[node.inputs[0]], data.dtype == .f16, sizes.reduce(0, +) == data.width,
+              sizes.count == node.outputs.count
+        else { return false }
+        var offset = 0
+        for (name, size) in zip(node.outputs, sizes) {
+            values[name] = .device(DeviceTensor(
+                address: data.address + UInt64(offset * 2), shape: Array(data.shape.dropLast()) + [size], dtype: .f16, rowStride: data.rowStride))
+            offset += size
+        }
+        return true
+    }
+
+    private func addStep(_ node: Node) throws -> Bool {
+        guard node.inputs.count == 2, isDevice(node.inputs[0]) || isDevice(node.inputs[1]) else { return false }
+        var a = try deviceHalf(node.inputs[0])
+        var b = try deviceHalf(node.inputs[1])
+        if b.count > a.count { swap(&a, &b) }
+        guard b.count > 0, a.count % b.count == 0, isSuffixBroadcast(b.shape, of: a.shape) else { return false }
+        let out = try allocate(a.shape, .f16)
+        if !replay { try launcher.addBroadcast(a.address, b.address, output: out.address, count: a.count, bCount: b.count) }
+        values[node.outputs[0]] = .device(out)
+        return true
+    }
+
+    /// True when `small` (leading 1s dropped) equals the trailing axes of `large`.
+    private func isSuffixBroadcast(_ small: [Int], of large: [Int]) -> Bool {
+        let trimmed = Array(small.drop(while: { $0 == 1 }))
+        return trimmed.count <= large.count && Array(large.suffix(trimmed.count)) == trimmed
+    }
+
+    // MARK: moving values
+
+    func allocate(_ shape: [Int], _ dtype: DeviceDType) throws -> DeviceTensor {
+        let bytes = Tensor.elementCount(of: shape) * dtype.byteSize
+        return DeviceTensor(address: try arena.allocate(bytes), shape: shape, dtype: dtype)
+    }
+
+    /// Writes `bytes` into the pinned arena (also in replay: graphs read staging memory at launch).
+    private func stage(bytes: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) throws -> UnsafeMutableRawPointer {
+        let pointer = try pinned.allocate(bytes)
+        fill(UnsafeMutableRawBufferPointer(start: pointer, count: bytes))
+        return pointer
+    }
+
+    private func copyUp(_ source: UnsafeMutableRawPointer, to destination: kcu_deviceptr, bytes: Int) throws {
+        guard bytes > 0 else { return }
+        try checkDriver(kcu_memcpy_htod_async(destination, source, bytes, stream), "cuMemcpyHtoDAsync")
+    }
+
+    /// Uploads fp32 values (attention masks) through the pinned arena.
+    private func upload(_ values: [Float]) throws -> DeviceTensor {
+        let bytes = values.count * 4
+        let staged = try stage(bytes: bytes) { buffer in values.withUnsafeBytes { buffer.copyMemory(from: $0) } }
+        let out = try allocate([values.count], .f32)
+        if !replay { try copyUp(staged, to: out.address, bytes: bytes) }
+        return out
+    }
+
+    /// The value `name` as an fp16 device tensor (contiguous unless `allowStrided`).
+    func deviceHalf(_ name: String, allowStrided: Bool = false) throws -> DeviceTensor {
+        switch values[name] {
+        case .device(let tensor) where tensor.dtype == .f16:
+            return allowStrided || tensor.isContiguous ? tensor : try contiguous(tensor)
+        case .device(let tensor) where tensor.dtype == .f32:
+            guard tensor.isContiguous else { throw CUDAError.unsupported("strided fp32 view of \(name)") }
+            let source = tensor
+            let out = try allocate(tensor.shape, .f16)
+            if !replay { try launcher.convert(f32: source.address, toF16: out.address, count: tensor.count) }
+            values[name] = .device(out)
+            return out
+        case .device:
+            throw CUDAError.unsupported("\(name) is an integer device tensor where fp16 is needed")
+        case .host(let tensor):
+            guard tensor.dtype.isFloatingPoint else { throw CUDAError.unsupported("\(name) (\(tensor.dtype)) is not a float tensor") }
+            let floats = tensor.floats
+            let staged = try stage(bytes: floats.count * 2) { HalfPrecision.encode(floats, into: $0.baseAddress!) }
+            let out = try allocate(tensor.shape, .f16)
+            if !replay { try copyUp(staged, to: out.address, bytes: floats.count * 2) }
+            values[name] = .device(out)
+            return out
+        case nil:
+            throw KilnError.invalidModel("value \(name) is used before it is computed")
+        }
+    }
+
+    private func contiguous(_ tensor: DeviceTensor) throws -> DeviceTensor {
+        let out = try allocate(tensor.shape, .f16)
+        if !replay && tensor.count > 0 {
+            try launcher.copyRows(tensor.address, output: out.address, rows: tensor.rows, width: tensor.width, inputStride: tensor.rowStride)
+        }
+        return out
+    }
+
+    /// The value `name` on the host; device values are copied down (a synchronisation point).
+    func hostTensor(_ name: String) throws -> Tensor {
+        switch values[name] {
+        case .host(let tensor): return tensor
+        case .device(var tensor):
+            if firstDownloadStep == nil { firstDownloadStep = currentStep }
+            if tensor.dtype == .f16 && !tensor.isContiguous { tensor = try contiguous(tensor) }
+            let bytes = tensor.count * tensor.dtype.byteSize
+            let staging = try pinned.allocate(bytes)
+            if bytes > 0 { try checkDriver(kcu_memcpy_dtoh_async(staging, tensor.address, bytes, stream), "cuMemcpyDtoHAsync") }
+            try checkDriver(kcu_stream_synchronize(stream), "cuStreamSynchronize")
+            let floats: [Float] = switch tensor.dtype {
+            case .f16: HalfPrecision.decode(staging, count: tensor.count)
+            case .f32: Array(UnsafeBufferPointer(start: staging.assumingMemoryBound(to: Float.self), count: tensor.count))
+            case .i32: throw CUDAError.unsupported("\(name) is an integer device tensor")
+            }
+            let result = try Tensor(floats: floats, shape: tensor.shape)
+            values[name] = .host(result)
+            return result
+        case nil:
+            throw KilnError.invalidModel("value \(name) is used before it is computed")
+        }
+    }
+}
+
+extension DeviceTensor {
+    var rank: Int { shape.count }
+}
+
+/// Strides of an additive mask of `shape` read as `[B, heads, S, S]` with broadcasting (0 on
+/// broadcast axes), or nil when its last axis is not the key axis.
+func maskStrides(_ shape: [Int], batch: Int, heads: Int, sequence: Int) -> (batch: Int, head: Int, row: Int)? {
+    guard shape.count <= 4, shape.last == sequence else { return nil }
+    let full = [Int](repeating: 1, count: 4 - shape.count) + shape
+    let expected = [batch, heads, sequence, sequence]
+    for axis in 0..<4 where full[axis] != 1 && full[axis] != expected[axis] { return nil }
+    let strides = Tensor.strides(of: full)
+    func stride(_ axis: Int) -> Int { full[axis] == 1 ? 0 : strides[axis] }
+    return (stride(0), stride(1), stride(2))
+}

@@ -1,0 +1,116 @@
+// CUDAStep: one node of the optimized graph bound, at engine build, to what runs it on the GPU.
+// Pattern: Kiln's fused operators (FusedMatMul with constant W, Attention, SkipLayerNorm,
+// LayerNorm, Gelu) plus the embedding Gather, Split, the CLS-row Gather and broadcast Add get GPU
+// kinds with their constants uploaded once (GEMM weights fp16, norm parameters fp32); everything
+// else (shape arithmetic, the mask's Cast/Sub/Mul) stays on the host reference kernels. A GPU
+// step whose run-time tensors don't fit falls back to the host, so results never change, only
+// speed.
+import CKilnCUDA
+import KilnCore
+
+/// Weights of a FusedMatMul, resident on the device.
+struct GemmWeights {
+    let weights: DeviceBuffer  // fp16 [K, N]
+    let bias16: DeviceBuffer?
+    let bias32: DeviceBuffer?
+    let k: Int, n: Int
+    let activation: String
+}
+
+/// What runs a node.
+enum CUDAStepKind {
+    case gemm(GemmWeights)
+    case attention(heads: Int, scale: Float?, nanToZero: Bool)
+    case layerNorm(epsilon: Float, gamma: DeviceBuffer, beta: DeviceBuffer?, bias: DeviceBuffer?, withSkip: Bool)
+    case gelu(tanh: Bool)
+    case embedding(table: DeviceBuffer, rows: Int, width: Int)
+    case selectRow(axis: Int, index: Int)
+    case split(sizes: [Int])
+    case add
+    case host
+}
+
+struct CUDAStep {
+    let node: Node
+    let kind: CUDAStepKind
+
+    var isDevice: Bool {
+        if case .host = kind { return false }
+        return true
+    }
+
+    /// Binds `node`, uploading its constants on `stream`.
+    static func bind(_ node: Node, graph: Graph, stream: kcu_stream) throws -> CUDAStep {
+        CUDAStep(node: node, kind: try kind(for: node, graph: graph, stream: stream) ?? .host)
+    }
+
+    private static func kind(for node: Node, graph: Graph, stream: kcu_stream) throws -> CUDAStepKind? {
+        let constants = graph.initializers
+        func constant(_ index: Int) -> Tensor? {
+            index < node.inputs.count && !node.inputs[index].isEmpty ? constants[node.inputs[index]] : nil
+        }
+        func present(_ index: Int) -> Bool { index < node.inputs.count && !node.inputs[index].isEmpty }
+        if node.domain == KilnOperators.domain {
+            switch node.opType {
+            case KilnOperators.fusedMatMul:
+                guard let w = constant(1), w.rank == 2, w.dtype == .float32 else { return nil }
+                let bias = constant(2)
+                if present(2) && (bias == nil || bias!.count != w.shape[1]) { return nil }
+                let activation = try node.string("activation", default: "none")
+                guard ["none", "gelu", "gelu_tanh", "relu"].contains(activation) else { return nil }
+                if activation == "relu" && bias == nil { return nil }
+                return .gemm(GemmWeights(
+                    weights: try upload16(w.floats, stream: stream), bias16: try bias.map { try upload16($0.floats, stream: stream) },
+                    bias32: try bias.map { try upload32($0.floats, stream: stream) }, k: w.shape[0], n: w.shape[1], activation: activation))
+            case KilnOperators.attention:
+                let heads = Int(try node.int("num_heads", default: 0))
+                guard heads > 0 else { return nil }
+                let scale: Float? = node.attributes["scale"] == nil ? nil : try node.float("scale", default: 0)
+                return .attention(heads: heads, scale: scale, nanToZero: try node.int("nan_to_zero", default: 0) == 1)
+            case KilnOperators.layerNorm, KilnOperators.skipLayerNorm:
+                let skip = node.opType == KilnOperators.skipLayerNorm
+                let first = skip ? 2 : 1
+                guard let gamma = constant(first), gamma.dtype == .float32 else { return nil }
+                if present(first + 1) && constant(first + 1) == nil { return nil }
+                if skip && present(4) && constant(4) == nil { return nil }
+                return .layerNorm(
+                    epsilon: try node.float("epsilon", default: 1e-5), gamma: try upload32(gamma.floats, stream: stream),
+                    beta: try constant(first + 1).map { try upload32($0.floats, stream: stream) },
+                    bias: skip ? try constant(4).map { try upload32($0.floats, stream: stream) } : nil, withSkip: skip)
+            case KilnOperators.gelu:
+                return .gelu(tanh: try node.string("approximate", default: "none") == "tanh")
+            default: return nil
+            }
+        }
+        guard node.domain.isEmpty else { return nil }
+        switch node.opType {
+        case "Gather":
+            let axis = Int(try node.int("axis", default: 0))
+            if let table = constant(0), table.rank == 2, table.dtype == .float32, axis == 0, !present(1) || constants[node.inputs[1]] == nil {
+                return .embedding(table: try upload16(table.floats, stream: stream), rows: table.shape[0], width: table.shape[1])
+            }
+            if constant(0) == nil, let index = constant(1), index.rank == 0, index.dtype.isInteger {
+                return .selectRow(axis: axis, index: Int(index.ints[0]))
+            }
+            return nil
+        case "Split":
+            let axis = try node.int("axis", default: 0)
+            guard axis == -1, let sizes = constant(1) else { return nil }
+            return .split(sizes: sizes.ints.map(Int.init))
+        case "Add": return .add
+        default: return nil
+        }
+    }
+
+    static func upload16(_ values: [Float], stream: kcu_stream) throws -> DeviceBuffer {
+        let buffer = try DeviceBuffer(byteCount: values.count * 2)
+        try HalfPrecision.encode(values).withUnsafeBytes { try buffer.upload($0, stream: stream) }
+        return buffer
+    }
+
+    static func upload32(_ values: [Float], stream: kcu_stream) throws -> DeviceBuffer {
+        let buffer = try DeviceBuffer(byteCount: values.count * 4)
+        try values.withUnsafeBytes { try buffer.upload($0, stream: stream) }
+        return buffer
+    }
+}

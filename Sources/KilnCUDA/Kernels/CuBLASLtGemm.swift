@@ -1,0 +1,152 @@
+// CuBLASLtGemm: Y[M, N] = act(X[M, K] · W[K, N] + bias) with fp16 operands and fp32 accumulation.
+// Row-major trick: cuBLASLt is column-major, so we compute Yᵀ = Wᵀ·Xᵀ, where the row-major
+// W [K, N] *is* the column-major Wᵀ (N x K, ld N) and X with row stride `lda` is Xᵀ (K x M).
+// The bias epilogue adds a vector over the rows of Yᵀ, i.e. over N: exactly the bias.
+// Plans (descriptors + chosen algorithm) are cached per shape, so after the first call of a shape
+// a GEMM is one cublasLtMatmul; with autotuning the candidates are timed once and the fastest kept.
+import CKilnCUDA
+
+/// cuBLASLt enum values (cublasLt.h, CUDA 12/13), declared here because no headers are used.
+enum LtConstants {
+    static let r16F: Int32 = 2, r32F: Int32 = 0
+    static let compute32F: Int32 = 68
+    static let descTransA: Int32 = 3, descTransB: Int32 = 4, descEpilogue: Int32 = 7, descBiasPointer: Int32 = 8
+    static let descBiasDataType: Int32 = 26
+    static let epilogueDefault: UInt32 = 1, epilogueBias: UInt32 = 4, epilogueReluBias: UInt32 = 6, epilogueGeluBias: UInt32 = 36
+    static let prefMaxWorkspace: Int32 = 1
+}
+
+/// What the GEMM applies after the product (cuBLASLt epilogues).
+public enum GemmEpilogue: String, Sendable, Codable {
+    case none, bias, reluBias, geluTanhBias
+
+    var ltValue: UInt32 {
+        switch self {
+        case .none: LtConstants.epilogueDefault
+        case .bias: LtConstants.epilogueBias
+        case .reluBias: LtConstants.epilogueReluBias
+        case .geluTanhBias: LtConstants.epilogueGeluBias
+        }
+    }
+}
+
+/// The shape key of one cached GEMM plan.
+struct GemmShape: Hashable, Sendable {
+    var m: Int, n: Int, k: Int, lda: Int
+    var outputF32: Bool
+    var epilogue: GemmEpilogue
+}
+
+/// A cuBLASLt handle, workspace and per-shape plan cache for one engine.
+final class CuBLASLtGemm: @unchecked Sendable {
+    private let handle: klt_handle
+    let workspace: DeviceBuffer
+    private var plans: [GemmShape: Plan] = [:]
+    /// Time candidate algorithms on first use of a shape and keep the fastest.
+    var autotune: Bool
+    /// Chosen algorithm index per shape (the timing cache a plan can record).
+    private(set) var choices: [GemmShape: Int] = [:]
+    let version: Int
+
+    final class Plan {
+        var desc: klt_matmul_desc?
+        var a: klt_layout?, b: klt_layout?, d: klt_layout?
+        var candidates: [klt_heuristic] = []
+        var chosen = 0
+        deinit {
+            if let desc { _ = klt_matmul_desc_destroy(desc) }
+            for layout in [a, b, d] { if let layout { _ = klt_layout_destroy(layout) } }
+        }
+    }
+
+    init(workspaceBytes: Int = 32 << 20, autotune: Bool = false) throws {
+        try CUDALibraries.load(.cublasLt)
+        var handle: klt_handle?
+        try checkBLAS(klt_create(&handle), "cublasLtCreate")
+        self.handle = handle!
+        workspace = try DeviceBuffer(byteCount: workspaceBytes)
+        self.autotune = autotune
+        version = klt_version()
+    }
+
+    deinit { _ = klt_destroy(handle) }
+
+    /// Queues the GEMM on `stream`. `weights` is fp16 [K, N] row-major; `bias` has N elements of
+    /// the output type; `input` is fp16 with rows `shape.lda` elements apart.
+    func run(_ shape: GemmShape, input: kcu_deviceptr, weights: kcu_deviceptr, bias: kcu_deviceptr, output: kcu_deviceptr, stream: kcu_stream) throws {
+        let plan = try plans[shape] ?? makePlan(shape, input: input, weights: weights, bias: bias, output: output, stream: stream)
+        var alpha: Float = 1, beta: Float = 0
+        var biasPointer = bias
+        if shape.epilogue != .none {
+            try checkBLAS(klt_matmul_desc_set(plan.desc, LtConstants.descBiasPointer, &biasPointer, 8), "set bias pointer")
+        }
+        var algo = plan.candidates[plan.chosen].algo
+        let status = klt_matmul(
+            handle, plan.desc, &alpha, UnsafeRawPointer(bitPattern: UInt(weights)), plan.a, UnsafeRawPointer(bitPattern: UInt(input)), plan.b,
+            &beta, UnsafeRawPointer(bitPattern: UInt(output)), plan.d, UnsafeMutableRawPointer(bitPattern: UInt(output)), plan.d, &algo,
+            UnsafeMutableRawPointer(bitPattern: UInt(workspace.address)), workspace.byteCount, stream)
+        try checkBLAS(status, "cublasLtMatmul(M=\(shape.m) N=\(shape.n) K=\(shape.k))")
+    }
+
+    private func makePlan(_ shape: GemmShape, input: kcu_deviceptr, weights: kcu_deviceptr, bias: kcu_deviceptr, output: kcu_deviceptr, stream: kcu_stream) throws -> Plan {
+        let plan = Plan()
+        let outType = shape.outputF32 ? LtConstants.r32F : LtConstants.r16F
+        try checkBLAS(klt_matmul_desc_create(&plan.desc, LtConstants.compute32F, LtConstants.r32F), "cublasLtMatmulDescCreate")
+        var epilogue = shape.epilogue.ltValue
+        try checkBLAS(klt_matmul_desc_set(plan.desc, LtConstants.descEpilogue, &epilogue, 4), "set epilogue")
+        if shape.epilogue != .none {
+            var biasType = outType
+            try checkBLAS(klt_matmul_desc_set(plan.desc, LtConstants.descBiasDataType, &biasType, 4), "set bias type")
+            var biasPointer = bias
+            try checkBLAS(klt_matmul_desc_set(plan.desc, LtConstants.descBiasPointer, &biasPointer, 8), "set bias pointer")
+        }
+        try checkBLAS(klt_layout_create(&plan.a, LtConstants.r16F, UInt64(shape.n), UInt64(shape.k), Int64(shape.n)), "layout W")
+        try checkBLAS(klt_layout_create(&plan.b, LtConstants.r16F, UInt64(shape.k), UInt64(shape.m), Int64(shape.lda)), "layout X")
+        try checkBLAS(klt_layout_create(&plan.d, outType, UInt64(shape.n), UInt64(shape.m), Int64(shape.n)), "layout Y")
+        var preference: klt_preference?
+        try checkBLAS(klt_preference_create(&preference), "cublasLtMatmulPreferenceCreate")
+        defer { _ = klt_preference_destroy(preference) }
+        var workspaceBytes = UInt64(workspace.byteCount)
+        try checkBLAS(klt_preference_set(preference, LtConstants.prefMaxWorkspace, &workspaceBytes, 8), "set workspace")
+        var results = [klt_heuristic](repeating: klt_heuristic(), count: autotune ? 8 : 1)
+        var returned: Int32 = 0
+        try checkBLAS(klt_heuristic_query(handle, plan.desc, plan.a, plan.b, plan.d, plan.d, preference, Int32(results.count), &results, &returned),
+                      "cublasLtMatmulAlgoGetHeuristic(M=\(shape.m) N=\(shape.n) K=\(shape.k))")
+        guard returned > 0 else { throw CUDAError.unsupported("cuBLASLt has no algorithm for M=\(shape.m) N=\(shape.n) K=\(shape.k)") }
+        plan.candidates = Array(results.prefix(Int(returned)))
+        plans[shape] = plan
+        if autotune && plan.candidates.count > 1 {
+            plan.chosen = try fastest(plan, shape, input: input, weights: weights, bias: bias, output: output, stream: stream)
+        }
+        choices[shape] = plan.chosen
+        return plan
+    }
+
+    /// Times each candidate (median of 5 after a warm-up) and returns the index of the fastest.
+    private func fastest(_ plan: Plan, _ shape: GemmShape, input: kcu_deviceptr, weights: kcu_deviceptr, bias: kcu_deviceptr, output: kcu_deviceptr, stream: kcu_stream) throws -> Int {
+        var start: kcu_event?, end: kcu_event?
+        try checkDriver(kcu_event_create(&start, 0), "cuEventCreate")
+        try checkDriver(kcu_event_create(&end, 0), "cuEventCreate")
+        defer { _ = kcu_event_destroy(start); _ = kcu_event_destroy(end) }
+        var best = (index: 0, time: Float.infinity)
+        for index in plan.candidates.indices {
+            plan.chosen = index
+            var times: [Float] = []
+            do {
+                try run(shape, input: input, weights: weights, bias: bias, output: output, stream: stream)
+                for _ in 0..<5 {
+                    try checkDriver(kcu_event_record(start, stream), "cuEventRecord")
+                    try run(shape, input: input, weights: weights, bias: bias, output: output, stream: stream)
+                    try checkDriver(kcu_event_record(end, stream), "cuEventRecord")
+                    try checkDriver(kcu_event_synchronize(end), "cuEventSynchronize")
+                    var ms: Float = 0
+                    try checkDriver(kcu_event_elapsed_ms(&ms, start, end), "cuEventElapsedTime")
+                    times.append(ms)
+                }
+            } catch { continue }  // a candidate that fails is simply not chosen
+            let median = times.sorted()[times.count / 2]
+            if median < best.time { best = (index, median) }
+        }
+        return best.index
+    }
+}

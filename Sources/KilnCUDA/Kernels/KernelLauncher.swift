@@ -1,0 +1,101 @@
+// KernelLauncher: typed launch wrappers for the NVRTC kernels (grid/block choice lives here).
+// Pattern: each wrapper packs its arguments into an array of pointers for cuLaunchKernel.
+// Safe: argument types match the CUDA signatures in KernelSource one for one (64-bit
+// pointers, `long long`, `int`, `float`), checked by the GPU tests against references.
+import CKilnCUDA
+import Glibc
+
+/// One kernel argument, stored with the width the CUDA signature expects.
+enum KernelArgument {
+    case pointer(kcu_deviceptr)
+    case int32(Int32)
+    case int64(Int64)
+    case float(Float)
+}
+
+/// Launches Kiln's kernels on a stream.
+struct KernelLauncher {
+    let module: KernelModule
+    let stream: kcu_stream
+
+    func launch(_ name: String, grid: (Int, Int, Int), block: Int, shared: Int = 0, _ arguments: [KernelArgument]) throws {
+        // Every argument gets an 8-byte slot; the driver reads only the declared width.
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(arguments.count, 1) * 8, alignment: 8)
+        defer { storage.deallocate() }
+        var pointers = [UnsafeMutableRawPointer?](repeating: nil, count: arguments.count)
+        for (index, argument) in arguments.enumerated() {
+            let slot = storage + index * 8
+            switch argument {
+            case .pointer(let value): slot.storeBytes(of: value, as: UInt64.self)
+            case .int32(let value): slot.storeBytes(of: value, as: Int32.self)
+            case .int64(let value): slot.storeBytes(of: value, as: Int64.self)
+            case .float(let value): slot.storeBytes(of: value, as: Float.self)
+            }
+            pointers[index] = slot
+        }
+        let result = pointers.withUnsafeMutableBufferPointer { buffer in
+            kcu_launch_kernel(
+                module.function(name), UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block), 1, 1, UInt32(shared),
+                stream, buffer.baseAddress)
+        }
+        try checkDriver(result, "cuLaunchKernel(\(name))")
+    }
+
+    /// Blocks for a grid-stride elementwise kernel over `count` elements.
+    static func elementwiseGrid(_ count: Int) -> Int { max(1, min((count + 255) / 256, 65_535)) }
+
+    func gatherRows(table: kcu_deviceptr, indices: kcu_deviceptr, output: kcu_deviceptr, rows: Int, width: Int) throws {
+        try launch("kiln_gather_rows", grid: (rows, 1, 1), block: min(256, max(32, width)),
+                   [.pointer(table), .pointer(indices), .pointer(output), .int32(Int32(rows)), .int32(Int32(width))])
+    }
+
+    func addBroadcast(_ a: kcu_deviceptr, _ b: kcu_deviceptr, output: kcu_deviceptr, count: Int, bCount: Int) throws {
+        try launch("kiln_add_broadcast", grid: (Self.elementwiseGrid(count), 1, 1), block: 256,
+                   [.pointer(a), .pointer(b), .pointer(output), .int64(Int64(count)), .int64(Int64(bCount))])
+    }
+
+    func layerNorm(x: kcu_deviceptr, skip: kcu_deviceptr, bias: kcu_deviceptr, gamma: kcu_deviceptr, beta: kcu_deviceptr,
+                   output: kcu_deviceptr, sumOutput: kcu_deviceptr, rows: Int, width: Int, epsilon: Float) throws {
+        try launch("kiln_layer_norm", grid: (rows, 1, 1), block: KernelSource.layerNormThreads, shared: width * 4,
+                   [.pointer(x), .pointer(skip), .pointer(bias), .pointer(gamma), .pointer(beta), .pointer(output),
+                    .pointer(sumOutput), .int32(Int32(width)), .float(epsilon)])
+    }
+
+    func gelu(_ x: kcu_deviceptr, output: kcu_deviceptr, count: Int, tanh: Bool) throws {
+        try launch("kiln_gelu", grid: (Self.elementwiseGrid(count), 1, 1), block: 256,
+                   [.pointer(x), .pointer(output), .int64(Int64(count)), .int32(tanh ? 1 : 0)])
+    }
+
+    func biasGelu(_ x: kcu_deviceptr, bias: kcu_deviceptr, count: Int, width: Int) throws {
+        try launch("kiln_bias_gelu", grid: (Self.elementwiseGrid(count), 1, 1), block: 256,
+                   [.pointer(x), .pointer(bias), .int64(Int64(count)), .int32(Int32(width))])
+    }
+
+    func convert(f32 input: kcu_deviceptr, toF16 output: kcu_deviceptr, count: Int) throws {
+        try launch("kiln_f32_to_f16", grid: (Self.elementwiseGrid(count), 1, 1), block: 256,
+                   [.pointer(input), .pointer(output), .int64(Int64(count))])
+    }
+
+    func convert(f16 input: kcu_deviceptr, toF32 output: kcu_deviceptr, count: Int) throws {
+        try launch("kiln_f16_to_f32", grid: (Self.elementwiseGrid(count), 1, 1), block: 256,
+                   [.pointer(input), .pointer(output), .int64(Int64(count))])
+    }
+
+    func copyRows(_ input: kcu_deviceptr, output: kcu_deviceptr, rows: Int, width: Int, inputStride: Int) throws {
+        try launch("kiln_copy_rows", grid: (rows, 1, 1), block: min(256, max(32, width)),
+                   [.pointer(input), .pointer(output), .int32(Int32(rows)), .int32(Int32(width)), .int64(Int64(inputStride))])
+    }
+
+    /// Attention over `[batch, seq, heads * headSize]` rows `qkvStride` apart.
+    func attention(q: kcu_deviceptr, k: kcu_deviceptr, v: kcu_deviceptr, qkvStride: Int, mask: kcu_deviceptr,
+                   maskStrides: (batch: Int, head: Int, row: Int), output: kcu_deviceptr, outputStride: Int,
+                   batch: Int, sequence: Int, heads: Int, headSize: Int, scale: Float, nanToZero: Bool) throws {
+        let rows = KernelSource.attentionRowsPerBlock
+        try launch("kiln_attention", grid: (heads, batch, (sequence + rows - 1) / rows), block: KernelSource.attentionWarps * 32,
+                   shared: KernelSource.attentionSharedBytes(sequence: sequence, headSize: headSize),
+                   [.pointer(q), .pointer(k), .pointer(v), .int64(Int64(qkvStride)), .pointer(mask),
+                    .int64(Int64(maskStrides.batch)), .int64(Int64(maskStrides.head)), .int64(Int64(maskStrides.row)),
+                    .pointer(output), .int64(Int64(outputStride)), .int32(Int32(sequence)), .int32(Int32(headSize)),
+                    .float(scale), .int32(nanToZero ? 1 : 0), .int32(Int32(rows))])
+    }
+}

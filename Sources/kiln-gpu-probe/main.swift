@@ -1,0 +1,152 @@
+// kiln-gpu-probe: a small executable for the GPU machine (built statically here, carried there
+// by tools/gpu-check). It depends on KilnCore/ONNX/Passes/Kernels/Runtime/CUDA only (no server),
+// so its static build is quick. Subcommands:
+//   info                                  device, driver and library versions
+//   check MODEL.onnx [OUT_DIR]            GPU fp16 engine vs the CPU reference executor; writes
+//                                         inputs/outputs as .npy to OUT_DIR for ONNX Runtime
+//   bench MODEL.onnx SEQ BATCH[,BATCH..]  latency / throughput of the CUDA engine
+import Foundation
+import KilnCUDA
+import KilnCore
+import KilnKernels
+import KilnONNX
+import KilnPasses
+import KilnRuntime
+
+let hostEvaluator: HostEvaluator = { node, inputs, opset in try ReferenceKernels.run(node, inputs: inputs, opset: opset) }
+
+func loadGraphs(_ path: String) throws -> (source: Graph, optimized: Graph) {
+    let url = URL(fileURLWithPath: path)
+    let data = try Data(contentsOf: url, options: .alwaysMapped)
+    let graph = try ONNXImporter().load(data: data, directory: url.deletingLastPathComponent(), source: url.lastPathComponent)
+    let opset = graph.opset
+    let result = try KilnOptimizer.optimize(
+        graph, evaluate: { try ReferenceKernels.run($0, inputs: $1, opset: opset) }, options: OptimizationOptions(memoryPlanShape: nil))
+    return (graph, result.graph)
+}
+
+/// Realistic inputs: random token ids below the vocabulary size, padded tails masked out.
+func sampleInputs(_ graph: Graph, batch: Int, sequence: Int, seed: UInt64) throws -> [String: Tensor] {
+    var generator = SplitMix(state: seed)
+    let vocabulary = graph.nodes.first { $0.opType == "Gather" && $0.inputs.count > 1 && $0.inputs[1] == "input_ids" }
+        .flatMap { graph.initializers[$0.inputs[0]]?.shape.first } ?? 1000
+    var ids = [Int64](), mask = [Int64]()
+    for _ in 0..<batch {
+        let length = max(2, sequence / 2 + Int(generator.next() % UInt64(sequence / 2 + 1)))
+        for position in 0..<sequence {
+            ids.append(position < length ? Int64(1 + generator.next() % UInt64(vocabulary - 1)) : 0)
+            mask.append(position < length ? 1 : 0)
+        }
+    }
+    var inputs: [String: Tensor] = [:]
+    for info in graph.inputs {
+        let name = info.name.lowercased()
+        let values = name.contains("mask") ? mask : name.contains("type") ? [Int64](repeating: 0, count: ids.count) : ids
+        inputs[info.name] = try Tensor(ints: values, shape: [batch, sequence], dtype: info.dtype ?? .int64)
+    }
+    return inputs
+}
+
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func argmaxRows(_ tensor: Tensor) -> [Int] {
+    let width = tensor.shape.last ?? 1
+    let values = tensor.floats
+    return stride(from: 0, to: values.count, by: width).map { start in
+        (start..<(start + width)).max { values[$0] < values[$1] }! - start
+    }
+}
+
+func info() throws {
+    let count = try CUDADriver.deviceCount()
+    for path in CUDALibrary.allCases { print("\(path.rawValue): \((try? CUDALibraries.load(path)) ?? "NOT FOUND")") }
+    for ordinal in 0..<count {
+        let device = try CUDADriver.device(ordinal)
+        print("device \(ordinal): \(device.name) \(device.architecture), \(device.multiprocessors) SMs, \(device.totalMemory >> 20) MiB, driver \(device.driverVersion), smem opt-in \(device.sharedMemoryPerBlockOptin)")
+    }
+}
+
+func check(_ path: String, outDirectory: String?) throws {
+    let (source, optimized) = try loadGraphs(path)
+    let engine = try CUDAEngine(graph: optimized, options: CUDAEngineOptions(maxBatch: 8, maxSequence: 64), hostEvaluator: hostEvaluator)
+    let reference = try ReferenceExecutor(graph: source)
+    print("model \(path): arena \(engine.arenaBytes >> 10) KiB, pinned \(engine.pinnedBytes >> 10) KiB")
+    print("placement: " + engine.placement.sorted { $0.key < $1.key }.map { "\($0.key) gpu \($0.value.gpu) host \($0.value.host)" }.joined(separator: ", "))
+    var worst: Float = 0
+    var intentMismatches = 0, intentRows = 0
+    for (index, (batch, sequence)) in [(1, 7), (4, 32), (8, 64), (3, 17), (4, 32)].enumerated() {
+        let inputs = try sampleInputs(source, batch: batch, sequence: sequence, seed: UInt64(index + 1))
+        let expected = try reference.run(inputs)
+        for repeatIndex in 0..<3 {  // eager, capture, replay
+            let got = try engine.run(inputs)
+            for info in source.outputs {
+                let a = got[info.name]!.floats, b = expected[info.name]!.floats
+                let difference = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+                worst = max(worst, difference.isNaN ? .infinity : difference)
+                if info.name.contains("intent") {
+                    let mismatches = zip(argmaxRows(got[info.name]!), argmaxRows(expected[info.name]!)).filter { $0 != $1 }.count
+                    intentMismatches += mismatches
+                    intentRows += batch
+                }
+                if repeatIndex == 2 { print("  batch \(batch) seq \(sequence) \(info.name): max-abs \(difference)") }
+            }
+            if let outDirectory, repeatIndex == 0 {
+                let base = URL(fileURLWithPath: outDirectory).appendingPathComponent("case\(index)")
+                for (name, tensor) in inputs { try NPYFile.write(tensor, to: base.appendingPathExtension("in.\(name).npy")) }
+                for (name, tensor) in got { try NPYFile.write(tensor, to: base.appendingPathExtension("gpu.\(name).npy")) }
+            }
+        }
+    }
+    let pass = worst <= 2e-2 && intentMismatches == 0
+    print("RESULT \(pass ? "PASS" : "FAIL") \(URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent): max-abs \(worst) (tolerance 2e-2), intent argmax mismatches \(intentMismatches)/\(intentRows)")
+}
+
+func bench(_ path: String, sequence: Int, batches: [Int], graphs: Bool, autotune: Bool) throws {
+    let (source, optimized) = try loadGraphs(path)
+    let options = CUDAEngineOptions(maxBatch: batches.max()!, maxSequence: sequence, useGraphs: graphs, autotune: autotune)
+    let started = Date()
+    let engine = try CUDAEngine(graph: optimized, options: options, hostEvaluator: hostEvaluator)
+    print("engine build \(String(format: "%.2f", Date().timeIntervalSince(started))) s, arena \(engine.arenaBytes >> 20) MiB, graphs \(graphs), autotune \(autotune)")
+    for batch in batches {
+        let inputs = try sampleInputs(source, batch: batch, sequence: sequence, seed: 7)
+        for _ in 0..<10 { _ = try engine.run(inputs) }
+        var times: [Double] = []
+        let deadline = Date().addingTimeInterval(3)
+        while times.count < 2000 && (times.count < 20 || Date() < deadline) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try engine.run(inputs)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        times.sort()
+        let median = times[times.count / 2]
+        print(String(format: "KILN seq %d batch %d: median %.3f ms p90 %.3f ms (%d runs), %.0f seq/s",
+                     sequence, batch, median, times[times.count * 9 / 10], times.count, Double(batch) * 1000 / median))
+    }
+}
+
+let arguments = CommandLine.arguments
+do {
+    switch arguments.count > 1 ? arguments[1] : "info" {
+    case "info": try info()
+    case "check": try check(arguments[2], outDirectory: arguments.count > 3 ? arguments[3] : nil)
+    case "bench":
+        let flags = Set(arguments.dropFirst(5))
+        try bench(arguments[2], sequence: Int(arguments[3])!, batches: arguments[4].split(separator: ",").map { Int($0)! },
+                  graphs: !flags.contains("--no-graphs"), autotune: flags.contains("--autotune"))
+    default:
+        print("usage: kiln-gpu-probe info | check MODEL.onnx [OUT_DIR] | bench MODEL.onnx SEQ BATCHES [--no-graphs] [--autotune]")
+        exit(2)
+    }
+} catch {
+    print("error: \(error)")
+    exit(1)
+}
