@@ -54,15 +54,24 @@ def model_repository(model_dir: str) -> str:
     return os.path.join(WORK, "repo")
 
 
-def kiln_peer(kiln: str, model_dir: str, port: int, precision: str = "fp32", max_batch: int = 32,
-              delay_ms: float = 5) -> Peer:
+def kiln_peer(kiln: str, model_dir: str, port: int, precision: str = "fp32", instances: int = THREADS,
+              max_batch: int = 32, delay_ms: float = 5) -> Peer:
+    """kiln serve with the budget split like the Python peers' (THREADS instances x 1 kernel thread), or,
+    with instances=1, one engine instance using all THREADS kernel threads (OpenMP passive waiting:
+    spinning OpenMP threads collapse when the cores are oversubscribed, see bench/README.md)."""
     repository = model_repository(model_dir)
-    command = [kiln, "serve", "--model-repository", repository, "--port", str(port), "--threads", str(THREADS),
-               "--precision", precision, "--max-batch-size", str(max_batch), "--max-queue-delay-ms", str(delay_ms),
-               "--log-level", "warning"]
-    return Peer(f"Kiln {precision}", "kiln", command, f"http://127.0.0.1:{port}/v2/health/ready",
-                f"http://127.0.0.1:{port}", env={"KILN_CACHE_DIR": os.path.join(WORK, "kiln-cache")},
-                settings=f"compiled engine, {THREADS} kernel threads, 1 instance, batch <= {max_batch}, {delay_ms:g} ms window")
+    threads = max(1, THREADS // instances)
+    command = [kiln, "serve", "--model-repository", repository, "--port", str(port), "--threads", str(threads),
+               "--instances", str(instances), "--precision", precision, "--max-batch-size", str(max_batch),
+               "--max-queue-delay-ms", str(delay_ms), "--log-level", "warning"]
+    env = {"KILN_CACHE_DIR": os.path.join(WORK, "kiln-cache")}
+    if threads > 1:
+        env["OMP_WAIT_POLICY"] = "passive"
+    layout = f"{instances} instances x {threads} thread" if instances > 1 else f"1 instance x {threads} threads"
+    return Peer(f"Kiln {precision} ({layout})", "kiln", command, f"http://127.0.0.1:{port}/v2/health/ready",
+                f"http://127.0.0.1:{port}", env=env,
+                settings=f"compiled engine, {layout}{', OMP_WAIT_POLICY=passive' if threads > 1 else ''}, "
+                         f"dynamic batching <= {max_batch}, {delay_ms:g} ms window")
 
 
 def torchserve_peer(model_dir: str, port: int, batch_size: int = 1, delay_ms: int = 5) -> Peer:
@@ -184,7 +193,7 @@ def stop(process: subprocess.Popen) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("peer", choices=["torchserve", "torchserve-batching", "mlserver", "kiln"])
+    parser.add_argument("peer", choices=["torchserve", "torchserve-batching", "mlserver", "kiln", "kiln-1x2"])
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--model-dir", default=os.path.join(REPO, "models", "snips", "1"))
     parser.add_argument("--kiln", default=os.path.join(REPO, ".build", "release", "kiln"))
@@ -192,7 +201,8 @@ def main():
     peer = {"torchserve": lambda: torchserve_peer(args.model_dir, args.port),
             "torchserve-batching": lambda: torchserve_peer(args.model_dir, args.port, batch_size=8),
             "mlserver": lambda: mlserver_peer(args.model_dir, args.port),
-            "kiln": lambda: kiln_peer(args.kiln, args.model_dir, args.port)}[args.peer]()
+            "kiln": lambda: kiln_peer(args.kiln, args.model_dir, args.port),
+            "kiln-1x2": lambda: kiln_peer(args.kiln, args.model_dir, args.port, instances=1)}[args.peer]()
     process = start(peer, os.path.join(WORK, "logs", f"{args.peer}.log"))
     print(f"{peer.name} ready: {peer.url} (api {peer.api}); Ctrl-C stops it", flush=True)
     try:

@@ -171,13 +171,13 @@ def main():
     parser.add_argument("--sla-ms", type=float, default=100)
     parser.add_argument("--duration", type=float, help="seconds per load point (default 15, quick 4)")
     parser.add_argument("--generator", choices=["auto", "kiln", "python"], default="auto")
-    parser.add_argument("--peers", default="torchserve,torchserve-batching,mlserver,kiln",
+    parser.add_argument("--peers", default="torchserve,torchserve-batching,mlserver,kiln,kiln-1x2",
                         help="comma-separated subset; torchserve runs first (its max sets the fixed load)")
     parser.add_argument("--port", type=int, default=18081)
     parser.add_argument("--out", help="results file (default bench/results/<date>-servers.md)")
     args = parser.parse_args()
 
-    duration = args.duration or (4 if args.quick else 15)
+    duration = args.duration or (4 if args.quick else 12)
     plan = {"duration": duration, "concurrency": [16] if args.quick else [4, 16, 64],
             "fractions": [0.5, 0.9] if args.quick else [0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15]}
     load = LoadGenerator(args.kiln, args.texts, args.sla_ms, 1 if args.quick else 3, args.generator)
@@ -193,6 +193,8 @@ def main():
     if "kiln" in wanted:
         for precision in kiln_precisions(args.kiln):
             factories.append((f"kiln-{precision}", lambda p=precision: peers.kiln_peer(args.kiln, args.model_dir, args.port, p)))
+    if "kiln-1x2" in wanted:
+        factories.append(("kiln-fp32-1x2", lambda: peers.kiln_peer(args.kiln, args.model_dir, args.port, instances=1)))
 
     started = datetime.datetime.now(datetime.timezone.utc)
     results, fixed_rate, failures = [], None, []
