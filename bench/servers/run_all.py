@@ -213,7 +213,7 @@ def main():
     import report  # matplotlib is only needed here
     out = args.out or os.path.join(RESULTS, f"{started:%Y-%m-%d}-servers.md")
     text = report.write(results, failures, out, {
-        "command": "bench/run_all" + (" --quick" if args.quick else ""), "started": started.isoformat(timespec="seconds"),
+        "command": " ".join(["bench/servers/run_all.py"] + sys.argv[1:]), "started": started.isoformat(timespec="seconds"),
         "generator": load.name, "sla_ms": args.sla_ms, "duration": duration, "plan": plan, "fixed_rate": fixed_rate,
         "model_dir": os.path.relpath(args.model_dir, REPO), "threads": peers.THREADS})
     print(text)
