@@ -119,6 +119,23 @@ def table(results, sla_ms):
     return "\n".join(lines)
 
 
+def relaxed_table(results, sla_ms):
+    """Throughput at looser P99 bounds, from the same sweep: on an overloaded machine nobody may meet
+    the real SLA, and the ranking at looser bounds still says something."""
+    bounds = [sla_ms, 2.5 * sla_ms, 5 * sla_ms, 10 * sla_ms]
+    lines = ["| server | " + " | ".join(f"req/s at P99 <= {b:g} ms" for b in bounds) + " |",
+             "|---|" + "---|" * len(bounds)]
+    for r in results:
+        lines.append(f"| {r['name']} | " + " | ".join(f"{throughput_at(r['sweep'], b):.1f}" for b in bounds) + " |")
+    return "\n".join(lines)
+
+
+def throughput_at(points, bound):
+    good = [p["throughput_rps"] for p in points if p["errors"] == 0 and p["latency_ms"]["p99"] is not None
+            and p["latency_ms"]["p99"] <= bound]
+    return max(good, default=0.0)
+
+
 def sweep_table(results):
     lines = ["| server | offered req/s | achieved req/s | P50 | P90 | P99 | P99.9 | errors | SLA attainment |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -160,6 +177,7 @@ def write(results, failures, out, meta):
     if failures:
         parts += ["## Servers that did not run", ""] + [f"- {k}: {e}" for k, e in failures] + [""]
     if results:
+        parts += ["## Throughput at looser P99 bounds (same open-loop sweep)", "", relaxed_table(results, meta["sla_ms"]), ""]
         parts += [f"![throughput vs P99]({os.path.basename(curves)})", "", f"![latency CDF]({os.path.basename(cdf)})", "",
                   "## Every load point", "", sweep_table(results), ""]
     text = "\n".join(parts)
