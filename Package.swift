@@ -34,7 +34,9 @@ let package = Package(
         ),
         // oneDNN from the system (Debian's libdnnl-dev, installed by scripts/setup).
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
-        .target(name: "KilnKernels", dependencies: ["KilnCore", "CDNNL"]),
+        // AVX2+FMA SIMD kernels, chosen at run time by KilnKernels' cpuid dispatch (KernelISA).
+        .target(name: "CKilnSIMD"),
+        .target(name: "KilnKernels", dependencies: ["KilnCore", "CDNNL", "CKilnSIMD"]),
         .target(name: "KilnPasses", dependencies: ["KilnCore"]),
         .target(name: "KilnRuntime", dependencies: ["KilnCore", "KilnKernels"]),
         // NVIDIA backend: CUDA libraries are dlopen'ed at run time (CKilnCUDA declares the entry points).

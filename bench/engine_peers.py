@@ -9,7 +9,10 @@ Two modes:
               order, each batch padded to its longest utterance (peers and Kiln alike)
 
 Writes a markdown table to stdout (and --out). Ratios are against the best peer in the same run:
-these machines are noisy, so only same-run ratios mean anything.
+these machines are noisy, so only same-run ratios mean anything. "CPU ms/seq" is process CPU time
+(all threads, spin-waiting included) per sequence: steadier than wall time on a busy machine.
+Last, a peak-RSS comparison of Kiln and ONNX Runtime, each serving the model in its own process
+(--no-rss skips it).
 
 Usage (bench/run_engine_peers sets up bench/.venv and builds kiln in release):
   python bench/engine_peers.py --model models/snips/1/model.onnx --kiln .build/release/kiln --threads 2
@@ -66,6 +69,7 @@ def utterance_batches(tokenizer_path, files, batch, max_length, names):
 def time_runs(run, feeds, seconds):
     run(feeds[0])
     latencies, sequences = [], 0
+    cpu_start = time.process_time()
     start = time.perf_counter()
     while True:
         for feed in feeds:
@@ -76,9 +80,50 @@ def time_runs(run, feeds, seconds):
         if time.perf_counter() - start >= seconds:
             break
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     latencies.sort()
     return {"seq_per_s": sequences / elapsed, "p50_ms": latencies[len(latencies) // 2],
-            "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]}
+            "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+            "cpu_ms_per_seq": cpu * 1000 / max(sequences, 1)}
+
+
+ORT_RSS_SCRIPT = """
+import resource, sys, time, numpy as np, onnxruntime as ort
+model, threads, batch, seq, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+options = ort.SessionOptions(); options.intra_op_num_threads = threads; options.inter_op_num_threads = 1
+session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+feed = {}
+for info in session.get_inputs():
+    if "mask" in info.name: feed[info.name] = np.ones((batch, seq), dtype=np.int64)
+    elif "type" in info.name: feed[info.name] = np.zeros((batch, seq), dtype=np.int64)
+    else: feed[info.name] = ((np.arange(batch * seq) * 7 + 3) % 100).reshape(batch, seq).astype(np.int64)
+start = time.perf_counter()
+while time.perf_counter() - start < seconds: session.run(None, feed)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_mib(command):
+    """Peak resident memory (MiB) of a child process run to completion (wait4's ru_maxrss)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    process.stdout.read()
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[0]} exited with {process.returncode}")
+    return usage.ru_maxrss / 1024
+
+
+def rss_table(kiln, plan, model, threads, batch, seq, seconds):
+    """Peak RSS serving one model: each engine in its own process, loading the model and running
+    batch x seq for a few seconds (the ORT process includes the Python interpreter and numpy)."""
+    kiln_mib = peak_rss_mib([kiln, "bench-engine", plan, "--batch", str(batch), "--seq", str(seq), "--seconds", str(seconds),
+                             "--threads", str(threads), "--json"])
+    ort_mib = peak_rss_mib([sys.executable, "-c", ORT_RSS_SCRIPT, model, str(threads), str(batch), str(seq), str(seconds)])
+    return "\n".join([f"### peak RSS serving the model (batch {batch}, seq {seq}, {seconds:g} s, own process each)", "",
+                      "| engine | peak RSS MiB | vs ONNX Runtime |", "|---|---|---|",
+                      f"| ONNX Runtime fp32 (python + numpy + ORT) | {ort_mib:.0f} | 1.00x |",
+                      f"| Kiln fp32 (kiln bench-engine, .kiln plan) | {kiln_mib:.0f} | {kiln_mib / ort_mib:.2f}x |"]) + "\n"
 
 
 def ort_session(path, threads, optimized=True):
@@ -126,10 +171,11 @@ def kiln_utterances(kiln, plan, threads, texts, tokenizer, batch, max_length, se
 
 def table(title, rows):
     best_peer = max((r["seq_per_s"] for name, r in rows if not name.startswith("Kiln")), default=None)
-    lines = [f"### {title}", "", "| engine | seq/s | p50 ms | p99 ms | vs best peer |", "|---|---|---|---|---|"]
+    lines = [f"### {title}", "", "| engine | seq/s | p50 ms | p99 ms | CPU ms/seq | vs best peer |", "|---|---|---|---|---|---|"]
     for name, r in rows:
         ratio = f"{r['seq_per_s'] / best_peer:.2f}x" if best_peer else "-"
-        lines.append(f"| {name} | {r['seq_per_s']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {ratio} |")
+        cpu = f"{r['cpu_ms_per_seq']:.2f}" if "cpu_ms_per_seq" in r else "-"
+        lines.append(f"| {name} | {r['seq_per_s']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {cpu} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
@@ -144,6 +190,7 @@ def main():
     parser.add_argument("--tokenizer", help="tokenizer.json (default: beside the model)")
     parser.add_argument("--texts", nargs="*", default=[os.path.join(DATA, "snips", "test", "seq.in")])
     parser.add_argument("--out", help="also write the markdown here")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS comparison")
     args = parser.parse_args()
     tokenizer = args.tokenizer or os.path.join(os.path.dirname(args.model), "tokenizer.json")
     with tempfile.TemporaryDirectory() as workdir:
@@ -167,6 +214,8 @@ def main():
             rows = [(name, time_runs(run, feeds, args.seconds)) for name, run in found.items()]
             rows.append(("Kiln fp32", kiln_utterances(args.kiln, plan, args.threads, texts, tokenizer, 16, 128, args.seconds)))
             report.append(table(f"real utterances ({len(lines)} lines, batches of 16 in file order, padded to the longest)", rows))
+        if not args.no_rss:
+            report.append(rss_table(args.kiln, plan, args.model, args.threads, 16, args.seq, min(args.seconds, 3)))
         text = "\n".join(report)
         print(text)
         if args.out:

@@ -71,6 +71,7 @@ struct BenchEngineCommand: ParsableCommand {
                 let inputs = try EngineCheck.sampleInputs(for: engine.inputSignature, batch: batchSize, sequence: length, vocabularyLimit: 100)
                 for _ in 0..<2 { _ = try engine.run(inputs) }
                 var latencies: [Double] = []
+                let cpuStart = Self.processCPUMilliseconds()
                 let start = ContinuousClock.now
                 let budget = Duration.milliseconds(Int64(seconds * 1000))
                 repeat {
@@ -78,7 +79,8 @@ struct BenchEngineCommand: ParsableCommand {
                     _ = try engine.run(inputs)
                     latencies.append(Self.milliseconds(ContinuousClock.now - t0))
                 } while ContinuousClock.now - start < budget || latencies.count < 3
-                report(batch: batchSize, seq: length, latencies: latencies, elapsed: Self.milliseconds(ContinuousClock.now - start))
+                report(batch: batchSize, seq: length, latencies: latencies, elapsed: Self.milliseconds(ContinuousClock.now - start),
+                       cpu: Self.processCPUMilliseconds() - cpuStart)
             }
         }
     }
@@ -97,6 +99,7 @@ struct BenchEngineCommand: ParsableCommand {
             _ = try engine.run(batches[0])
             var latencies: [Double] = []
             var sequences = 0
+            let cpuStart = Self.processCPUMilliseconds()
             let start = ContinuousClock.now
             repeat {
                 for inputs in batches {
@@ -107,11 +110,12 @@ struct BenchEngineCommand: ParsableCommand {
                 }
             } while ContinuousClock.now - start < .milliseconds(Int64(seconds * 1000))
             let elapsed = Self.milliseconds(ContinuousClock.now - start)
+            let cpuPerSequence = (Self.processCPUMilliseconds() - cpuStart) / Double(max(sequences, 1))
             let sorted = latencies.sorted()
             func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p / 100) * Double(sorted.count)))] }
             let throughput = Double(sequences) / (elapsed / 1000)
             if json {
-                print("{\"mode\":\"utterances\",\"batch\":\(batchSize),\"seq_per_s\":\(throughput),\"p50_ms\":\(percentile(50)),\"p99_ms\":\(percentile(99)),\"batches\":\(latencies.count)}")
+                print("{\"mode\":\"utterances\",\"batch\":\(batchSize),\"seq_per_s\":\(throughput),\"p50_ms\":\(percentile(50)),\"p99_ms\":\(percentile(99)),\"batches\":\(latencies.count),\"cpu_ms_per_seq\":\(cpuPerSequence)}")
             } else {
                 print(String(format: "utterances, batch %d: %.1f seq/s, batch p50 %.2f ms, p99 %.2f ms (%d batches)", batchSize, throughput, percentile(50), percentile(99), latencies.count))
             }
@@ -126,16 +130,24 @@ struct BenchEngineCommand: ParsableCommand {
         return try Engine(plan: compiled.plan)
     }
 
-    private func report(batch: Int, seq: Int, latencies: [Double], elapsed: Double) {
+    private func report(batch: Int, seq: Int, latencies: [Double], elapsed: Double, cpu: Double) {
         let sorted = latencies.sorted()
         func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p / 100) * Double(sorted.count)))] }
         let throughput = Double(batch * latencies.count) / (elapsed / 1000)
         if json {
-            print("{\"batch\":\(batch),\"seq\":\(seq),\"seq_per_s\":\(throughput),\"p50_ms\":\(percentile(50)),\"p90_ms\":\(percentile(90)),\"p99_ms\":\(percentile(99)),\"runs\":\(latencies.count)}")
+            print("{\"batch\":\(batch),\"seq\":\(seq),\"seq_per_s\":\(throughput),\"p50_ms\":\(percentile(50)),\"p90_ms\":\(percentile(90)),\"p99_ms\":\(percentile(99)),\"runs\":\(latencies.count),\"cpu_ms_per_seq\":\(cpu / Double(batch * latencies.count))}")
         } else {
             let shape = "batch \(batch), seq \(seq)".padding(toLength: 16, withPad: " ", startingAt: 0)
             print(String(format: "%@ %9.1f %9.2f %9.2f %9.2f %6d", shape, throughput, percentile(50), percentile(90), percentile(99), latencies.count))
         }
+    }
+
+    /// CPU time of the whole process (all threads) so far: on a shared, busy machine, CPU time
+    /// per sequence is steadier than wall time (it also counts OpenMP spin-waiting).
+    static func processCPUMilliseconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) * 1000 + Double(time.tv_nsec) / 1e6
     }
 
     static func milliseconds(_ duration: Duration) -> Double {

@@ -1,3 +1,4 @@
+import CKilnSIMD
 import KilnCore
 
 /// An additive attention mask for padded batches: `mask[b, h, i, j]` at
@@ -49,6 +50,8 @@ public struct AttentionKernel: Sendable {
     public let hiddenSize: Int
     /// Multiplies `Q·Kᵀ` (usually `1/sqrt(headSize)`).
     public let scale: Float
+    /// Baseline Swift or AVX2 kernels.
+    public let isa: KernelISA
 
     /// `hiddenSize / numHeads`.
     public var headSize: Int { hiddenSize / numHeads }
@@ -57,13 +60,15 @@ public struct AttentionKernel: Sendable {
     ///   - numHeads: heads; must divide `hiddenSize`.
     ///   - hiddenSize: `H`.
     ///   - scale: score scale; nil for `1/sqrt(headSize)`.
-    public init(numHeads: Int, hiddenSize: Int, scale: Float? = nil) throws {
+    ///   - isa: baseline Swift or AVX2 kernels (default: the best this CPU runs).
+    public init(numHeads: Int, hiddenSize: Int, scale: Float? = nil, isa: KernelISA = .detected) throws {
         guard numHeads > 0, hiddenSize > 0, hiddenSize % numHeads == 0 else {
             throw KilnError.invalidInput("numHeads \(numHeads) must divide hiddenSize \(hiddenSize)")
         }
         self.numHeads = numHeads
         self.hiddenSize = hiddenSize
         self.scale = scale ?? 1 / Float(hiddenSize / numHeads).squareRoot()
+        self.isa = isa
     }
 
     /// Floats of scratch ``runPacked(query:key:value:inputRowStride:sequenceOffsets:output:outputRowStride:scratch:width:)``
@@ -188,6 +193,12 @@ public struct AttentionKernel: Sendable {
         let query = layout.query + firstToken * stride + column
         let key = layout.key + firstToken * stride + column
         let value = layout.value + firstToken * stride + column
+        if isa == .avx2 {
+            kiln_avx2_attention_head(
+                query, key, value, stride, layout.output + firstToken * layout.outputRowStride + column, layout.outputRowStride,
+                length, headSize, scale, mask, maskRowStride, scores)
+            return
+        }
         for row in 0..<length {
             let scoreRow = scores + row * length
             let queryRow = query + row * stride

@@ -60,12 +60,13 @@ public enum EmbeddingKernel {
     ///   - tables: the embedding and LayerNorm weights.
     ///   - output: `tokenCount × hiddenSize` floats.
     ///   - width: parallel chunks.
+    ///   - isa: baseline Swift or AVX2 kernels (default: the best this CPU runs).
     /// - Throws: ``KilnError/invalidInput(_:)`` when an id is outside its table (checked before
     ///   any row is written).
     public static func run(
         inputIds: UnsafeBufferPointer<Int64>, tokenTypeIds: UnsafeBufferPointer<Int64>?,
         positionIds: UnsafeBufferPointer<Int64>, tables: EmbeddingTables, output: UnsafeMutablePointer<Float>,
-        width: Int = CPUThreading.threadCount
+        width: Int = CPUThreading.threadCount, isa: KernelISA = .detected
     ) throws {
         let tokenCount = inputIds.count
         guard positionIds.count == tokenCount, tokenTypeIds == nil || tokenTypeIds!.count == tokenCount else {
@@ -81,8 +82,8 @@ public enum EmbeddingKernel {
                 let word = tables.wordEmbeddings.baseAddress! + Int(inputIds[token]) * hiddenSize
                 let position = tables.positionEmbeddings.baseAddress! + Int(positionIds[token]) * hiddenSize
                 let tokenType = tables.tokenTypeEmbeddings.map { $0.baseAddress! + Int(tokenTypeIds?[token] ?? 0) * hiddenSize }
-                LayerNormKernel.addRows(word, position, tokenType, row, hiddenSize)
-                LayerNormKernel.normalizeRow(row, tables.gamma.baseAddress!, tables.beta.baseAddress!, row, hiddenSize, tables.epsilon)
+                LayerNormKernel.addRows(word, position, tokenType, row, hiddenSize, isa: isa)
+                LayerNormKernel.normalizeRow(row, tables.gamma.baseAddress!, tables.beta.baseAddress!, row, hiddenSize, tables.epsilon, isa: isa)
             }
         }
     }

@@ -1,3 +1,5 @@
+import CKilnSIMD
+
 /// GELU over a buffer: the CPU engine's ``KilnOperators/gelu`` when it is not fused into a
 /// GEMM epilogue.
 public enum GeluKernel {
@@ -16,15 +18,20 @@ public enum GeluKernel {
     ///   - count: number of elements.
     ///   - approximation: erf (`.none`) or tanh form.
     ///   - width: parallel chunks (default ``CPUThreading/threadCount``).
+    ///   - isa: baseline Swift or AVX2 kernels (default: the best this CPU runs).
     public static func run(
         input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int,
-        approximation: Approximation = .none, width: Int = CPUThreading.threadCount
+        approximation: Approximation = .none, width: Int = CPUThreading.threadCount, isa: KernelISA = .detected
     ) {
         // Chunks are whole vectors so that in-place runs never share a vector between workers.
         let vectors = (count + 15) / 16
         CPUThreading.parallelFor(vectors, width: width, minimumChunk: 2048) { range in
             let start = range.lowerBound * 16
             let end = min(count, range.upperBound * 16)
+            if isa == .avx2 {
+                kiln_avx2_gelu(input + start, output + start, end - start, approximation == .tanh ? 1 : 0)
+                return
+            }
             switch approximation {
             case .none: apply(VectorMath.gelu, input + start, output + start, end - start)
             case .tanh: apply(VectorMath.geluTanh, input + start, output + start, end - start)

@@ -1,3 +1,5 @@
+import CKilnSIMD
+
 /// LayerNorm and SkipLayerNorm over the last axis of `[rows, hiddenSize]` buffers: the CPU
 /// engine's ``KilnOperators/layerNorm`` and ``KilnOperators/skipLayerNorm``.
 ///
@@ -14,14 +16,15 @@ public enum LayerNormKernel {
     ///   - hiddenSize: row length.
     ///   - epsilon: added to the variance.
     ///   - width: parallel chunks (default ``CPUThreading/threadCount``).
+    ///   - isa: baseline Swift or AVX2 kernels (default: the best this CPU runs).
     public static func run(
         input: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, rows: Int, hiddenSize: Int, epsilon: Float,
-        width: Int = CPUThreading.threadCount
+        width: Int = CPUThreading.threadCount, isa: KernelISA = .detected
     ) {
         CPUThreading.parallelFor(rows, width: width, minimumChunk: max(1, 16384 / max(hiddenSize, 1))) { range in
             for row in range {
-                normalizeRow(input + row * hiddenSize, gamma, beta, output + row * hiddenSize, hiddenSize, epsilon)
+                normalizeRow(input + row * hiddenSize, gamma, beta, output + row * hiddenSize, hiddenSize, epsilon, isa: isa)
             }
         }
     }
@@ -39,18 +42,19 @@ public enum LayerNormKernel {
     ///   - hiddenSize: row length.
     ///   - epsilon: added to the variance.
     ///   - width: parallel chunks.
+    ///   - isa: baseline Swift or AVX2 kernels (default: the best this CPU runs).
     public static func runSkip(
         input: UnsafePointer<Float>, skip: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
         sumOutput: UnsafeMutablePointer<Float>?, rows: Int, hiddenSize: Int, epsilon: Float,
-        width: Int = CPUThreading.threadCount
+        width: Int = CPUThreading.threadCount, isa: KernelISA = .detected
     ) {
         CPUThreading.parallelFor(rows, width: width, minimumChunk: max(1, 16384 / max(hiddenSize, 1))) { range in
             for row in range {
                 let offset = row * hiddenSize
                 let sum = sumOutput.map { $0 + offset } ?? output + offset
-                addRows(input + offset, skip + offset, bias, sum, hiddenSize)
-                normalizeRow(sum, gamma, beta, output + offset, hiddenSize, epsilon)
+                addRows(input + offset, skip + offset, bias, sum, hiddenSize, isa: isa)
+                normalizeRow(sum, gamma, beta, output + offset, hiddenSize, epsilon, isa: isa)
             }
         }
     }
@@ -58,8 +62,12 @@ public enum LayerNormKernel {
     @inline(__always)
     static func addRows(
         _ first: UnsafePointer<Float>, _ second: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-        _ result: UnsafeMutablePointer<Float>, _ count: Int
+        _ result: UnsafeMutablePointer<Float>, _ count: Int, isa: KernelISA
     ) {
+        if isa == .avx2 {
+            kiln_avx2_add_rows(first, second, bias, result, count)
+            return
+        }
         var index = 0
         if let bias {
             while index + 16 <= count {
@@ -85,8 +93,12 @@ public enum LayerNormKernel {
     @inline(__always)
     static func normalizeRow(
         _ input: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>, _ beta: UnsafePointer<Float>?,
-        _ output: UnsafeMutablePointer<Float>, _ count: Int, _ epsilon: Float
+        _ output: UnsafeMutablePointer<Float>, _ count: Int, _ epsilon: Float, isa: KernelISA
     ) {
+        if isa == .avx2 {
+            kiln_avx2_layer_norm_row(input, gamma, beta, output, count, epsilon)
+            return
+        }
         let fullEnd = count & ~15
         var sumVector = VectorMath.Vector()
         var index = 0

@@ -1,3 +1,5 @@
+import CKilnSIMD
+
 /// Softmax over the last axis of a `[rows, columns]` buffer.
 public enum SoftmaxKernel {
     /// `output[r, :] = softmax(input[r, :])`; `output` may equal `input`.
@@ -7,13 +9,18 @@ public enum SoftmaxKernel {
     ///   - rows: number of rows.
     ///   - columns: row length (the softmax axis), at least 1.
     ///   - width: parallel chunks (default ``CPUThreading/threadCount``).
+    ///   - isa: baseline Swift or AVX2 kernels (default: the best this CPU runs).
     public static func run(
         input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
-        width: Int = CPUThreading.threadCount
+        width: Int = CPUThreading.threadCount, isa: KernelISA = .detected
     ) {
         CPUThreading.parallelFor(rows, width: width, minimumChunk: max(1, 8192 / max(columns, 1))) { range in
             for row in range {
-                softmaxRow(input + row * columns, output + row * columns, columns)
+                if isa == .avx2 {
+                    kiln_avx2_softmax_row(input + row * columns, output + row * columns, columns)
+                } else {
+                    softmaxRow(input + row * columns, output + row * columns, columns)
+                }
             }
         }
     }
@@ -45,7 +52,10 @@ public enum SoftmaxKernel {
         var sum = sumVector.sum()
         if index < count {
             let tail = count - index
-            let value = VectorMath.exp(VectorMath.loadPartial(input + index, count: tail, fill: -.infinity) - maximum)
+            var value = VectorMath.exp(VectorMath.loadPartial(input + index, count: tail, fill: -.infinity) - maximum)
+            // exp clamps, so the fill lanes hold ~1e-38, not 0: keep them out of the sum (it
+            // matters for an all-masked row, where every lane is that small).
+            for lane in tail..<VectorMath.width { value[lane] = 0 }
             VectorMath.storePartial(value, output + index, count: tail)
             sum += value.sum()
         }

@@ -13,7 +13,7 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     /// How many nodes run on a fast kernel vs the reference kernels, by op type.
     public let kernelSummary: [String: String]
     private let steps: [EngineStep]
-    private let interpreter: GraphInterpreter
+    private let program: EngineProgram
     private let contexts = ExecutionContextPool()
 
     /// Binds `graph` to kernels: packs every FusedMatMul's weights (in bf16 where the node's
@@ -22,8 +22,9 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     ///   CPU cannot run.
     public init(graph: Graph) throws {
         self.graph = graph
-        interpreter = try GraphInterpreter(graph: graph)
-        steps = try interpreter.order.map { try EngineStep.bind($0, graph: graph) }
+        let order = try graph.topologicallySorted()
+        program = try EngineProgram(graph: graph, order: order)
+        steps = QKVSplitElision.apply(to: try order.map { try EngineStep.bind($0, graph: graph) }, graph: graph)
         var summary: [String: (fast: Int, reference: Int)] = [:]
         for step in steps {
             let key = step.node.domain.isEmpty ? step.node.opType : "\(step.node.domain):\(step.node.opType)"
@@ -45,9 +46,9 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
         try InputValidator.validate(inputs, against: graph.inputs)
         let opset = graph.opset
         return try contexts.withContext { context in
-            try interpreter.run(inputs) { position, _, operands in
+            try program.run(inputs) { position, operands in
                 try steps[position].run(operands, opset: opset, context: context)
-            }
+            } release: { context.buffers.give($0) }
         }
     }
 }

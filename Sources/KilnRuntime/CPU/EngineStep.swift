@@ -10,11 +10,20 @@ import KilnKernels
 struct EngineStep: @unchecked Sendable {
     enum Kernel {
         case fusedMatMul(FusedMatMulKernel)
-        case attention(numHeads: Int, scale: Float?, nanToZero: Bool)
+        /// `packedQKV`: inputs 0-2 are all the `[B, S, 3H]` output of the fused QKV GEMM (see
+        /// ``QKVSplitElision``), read in place with a row stride of `3H`.
+        case attention(numHeads: Int, scale: Float?, nanToZero: Bool, packedQKV: Bool)
+        /// A Split whose three outputs only feed one attention step that reads them packed:
+        /// passes its input through (no copies).
+        case qkvPassThrough
         case layerNorm(epsilon: Float)
         case skipLayerNorm(epsilon: Float)
         case gelu(GeluKernel.Approximation)
         case softmaxLastAxis
+        /// `Gather` of rows from a constant fp32 table (embeddings).
+        case gatherRows
+        /// `Add` of two fp32 tensors where one repeats along the other (same shape, or a trailing block).
+        case broadcastAdd
         case reference
     }
 
@@ -43,7 +52,7 @@ struct EngineStep: @unchecked Sendable {
             case KilnOperators.attention:
                 return .attention(
                     numHeads: Int(try node.int("num_heads", default: 0)), scale: try node.optionalFloat("scale"),
-                    nanToZero: try node.int("nan_to_zero", default: 0) == 1)
+                    nanToZero: try node.int("nan_to_zero", default: 0) == 1, packedQKV: false)
             case KilnOperators.layerNorm: return .layerNorm(epsilon: try node.float("epsilon", default: 1e-5))
             case KilnOperators.skipLayerNorm: return .skipLayerNorm(epsilon: try node.float("epsilon", default: 1e-5))
             case KilnOperators.gelu:
@@ -51,6 +60,11 @@ struct EngineStep: @unchecked Sendable {
             default: return .reference
             }
         }
+        if node.domain.isEmpty && node.opType == "Gather", node.inputs.count == 2,
+           let table = graph.initializers[node.inputs[0]], table.rank == 2, table.dtype == .float32 {
+            return try node.int("axis", default: 0) == 0 ? .gatherRows : .reference
+        }
+        if node.domain.isEmpty && node.opType == "Add" { return .broadcastAdd }
         if node.domain.isEmpty && node.opType == "Softmax" && graph.opset >= 13 {
             let axis = try node.int("axis", default: -1)
             if axis == -1 { return .softmaxLastAxis }
@@ -79,16 +93,30 @@ struct EngineStep: @unchecked Sendable {
         return .fusedMatMul(kernel)
     }
 
+    /// A copy of this step with another kernel (bind-time rewrites such as ``QKVSplitElision``).
+    func with(kernel: Kernel) -> EngineStep {
+        EngineStep(node: node, kernel: kernel, reference: reference)
+    }
+
     func run(_ inputs: [Tensor?], opset: Int, context: ExecutionContext) throws -> [Tensor] {
         let fast: [Tensor]?
         switch kernel {
         case .fusedMatMul(let gemm): fast = try FastKernels.fusedMatMul(gemm, inputs, context: context)
-        case .attention(let numHeads, let scale, let nanToZero):
-            fast = try FastKernels.attention(numHeads: numHeads, scale: scale, nanToZero: nanToZero, inputs, context: context)
-        case .layerNorm(let epsilon): fast = try FastKernels.layerNorm(epsilon: epsilon, inputs)
-        case .skipLayerNorm(let epsilon): fast = try FastKernels.skipLayerNorm(epsilon: epsilon, inputs, wantsSum: node.outputs.count > 1 && !node.outputs[1].isEmpty)
-        case .gelu(let approximation): fast = try FastKernels.gelu(approximation, inputs)
-        case .softmaxLastAxis: fast = try FastKernels.softmax(inputs)
+        case .attention(let numHeads, let scale, let nanToZero, let packedQKV):
+            fast = try FastKernels.attention(numHeads: numHeads, scale: scale, nanToZero: nanToZero, packedQKV: packedQKV, inputs, context: context)
+            if fast == nil && packedQKV {
+                return try reference(OpContext(node: node, inputs: try QKVSplitElision.unpack(inputs, opset: opset), opset: opset))
+            }
+        case .layerNorm(let epsilon): fast = try FastKernels.layerNorm(epsilon: epsilon, inputs, context: context)
+        case .skipLayerNorm(let epsilon):
+            fast = try FastKernels.skipLayerNorm(epsilon: epsilon, inputs, wantsSum: node.outputs.count > 1 && !node.outputs[1].isEmpty, context: context)
+        case .gelu(let approximation): fast = try FastKernels.gelu(approximation, inputs, context: context)
+        case .softmaxLastAxis: fast = try FastKernels.softmax(inputs, context: context)
+        case .gatherRows: fast = try FastKernels.gatherRows(inputs, context: context)
+        case .broadcastAdd: fast = try FastKernels.broadcastAdd(inputs, context: context)
+        case .qkvPassThrough:
+            guard let qkv = inputs[0] else { throw KilnError.invalidModel("node '\(node.name)' has no input") }
+            return [qkv, qkv, qkv]
         case .reference: fast = nil
         }
         if let fast { return fast }

@@ -1,7 +1,9 @@
+import KilnCore
 import KilnKernels
 import Synchronization
 
-/// Per-worker mutable state of an ``Engine`` run: the oneDNN stream and reusable scratch.
+/// Per-worker mutable state of an ``Engine`` run: the oneDNN stream, attention scratch, and the
+/// pool of float buffers the engine's outputs are written into.
 ///
 /// An engine is immutable and shared; every concurrent call runs with its own context, so
 /// nothing mutable is shared between requests.
@@ -10,6 +12,8 @@ public final class ExecutionContext: @unchecked Sendable {
     let stream: CPUStream
     /// Attention score scratch, grown on demand and reused.
     private var attentionScratch: [Float] = []
+    /// Buffers of intermediate values that died, reused for the next outputs.
+    let buffers = BufferPool()
 
     public init() throws {
         stream = try CPUStream()
@@ -19,6 +23,46 @@ public final class ExecutionContext: @unchecked Sendable {
     func withAttentionScratch<T>(count: Int, _ body: (UnsafeMutableBufferPointer<Float>) throws -> T) rethrows -> T {
         if attentionScratch.count < count { attentionScratch = [Float](repeating: 0, count: count) }
         return try attentionScratch.withUnsafeMutableBufferPointer { try body($0) }
+    }
+}
+
+/// Float buffers of dead intermediate values, by element count: the engine's arena. A call's
+/// steps produce the same sizes as the previous call's (fixed shapes) or similar ones, so after
+/// the first call outputs are written into memory that is already mapped, instead of fresh
+/// allocations that page-fault on first touch and are unmapped again when freed.
+///
+/// Safety does not depend on bookkeeping: a buffer is a Swift array, so if something else still
+/// references it (an output that aliases its input, a value returned to the caller), writing
+/// into it copies first (copy-on-write) and the other holder never sees a change.
+final class BufferPool: @unchecked Sendable {
+    private var free: [Int: [[Float]]] = [:]
+    private var pooledElements = 0
+    /// The most floats the pool keeps (32 MiB). When a release would pass it, the pool is
+    /// emptied first: sizes from older shapes (varying batch lengths) don't pile up.
+    static let capacityElements = 8 << 20
+
+    /// A buffer of exactly `count` floats (contents unspecified), reused when one was released.
+    func take(count: Int) -> [Float]? {
+        if var candidates = free[count], let buffer = candidates.popLast() {
+            free[count] = candidates.isEmpty ? nil : candidates
+            pooledElements -= count
+            return buffer
+        }
+        return nil
+    }
+
+    /// Keeps `tensor`'s float buffer for reuse (other storage kinds are dropped).
+    func give(_ tensor: Tensor) {
+        guard case .float(let values) = tensor.storage, !values.isEmpty, values.count <= BufferPool.capacityElements else { return }
+        if pooledElements + values.count > BufferPool.capacityElements {
+            free.removeAll()
+            pooledElements = 0
+        }
+        let address = values.withUnsafeBufferPointer { $0.baseAddress }
+        // The same buffer can die in several slots at once (a pass-through): keep it once.
+        if let list = free[values.count], list.contains(where: { $0.withUnsafeBufferPointer { $0.baseAddress } == address }) { return }
+        free[values.count, default: []].append(values)
+        pooledElements += values.count
     }
 }
 

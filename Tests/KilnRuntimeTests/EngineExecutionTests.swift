@@ -1,0 +1,61 @@
+import KilnCore
+import KilnKernels
+@testable import KilnRuntime
+import Testing
+
+/// How the compiled engine executes, beyond its numbers (those are the golden tests'): the QKV
+/// split elision binds where it should and its fallback gives the unrewritten operands; reused
+/// output buffers never leak one call's values into another's.
+@Suite struct EngineExecutionTests {
+    @Test("every QKV Split feeding one attention is passed through, attention reads QKV packed")
+    func qkvSplitElisionBinds() throws {
+        let fixture = try #require(GoldenFixture.all(in: "models").first { $0.name == "bert-torchscript-opset17" })
+        let (engine, result) = try EngineGoldenTests.compile(fixture)
+        let attentions = try #require(result.opCounts["kiln::Attention"])
+        #expect(result.opCounts["Split"] == attentions, "qkv-fusion leaves one Split per attention: \(result.opCounts)")
+        #expect(engine.kernelSummary["Split"] == "\(attentions) fast, 0 reference", "\(engine.kernelSummary)")
+    }
+
+    @Test("packed attention equals attention on split Q/K/V; unpack gives the split operands (≤ 1e-6)")
+    func packedAttentionMatchesSplit() throws {
+        let (batch, sequence, hidden, heads) = (2, 7, 24, 3)
+        var qkvValues: [Float] = []
+        for index in 0..<(batch * sequence * 3 * hidden) { qkvValues.append(Float((index * 37) % 101) / 50 - 1) }
+        let qkv = try Tensor(floats: qkvValues, shape: [batch, sequence, 3 * hidden])
+        var maskValues = [Float](repeating: 0, count: batch * sequence)
+        maskValues[sequence + 5] = -10_000
+        maskValues[sequence + 6] = -10_000
+        let mask = try Tensor(floats: maskValues, shape: [batch, 1, 1, sequence])
+        let split = try QKVSplitElision.unpack([qkv, qkv, qkv, mask], opset: 17)
+        #expect(split.count == 4 && split[3] == mask)
+        let q = try #require(split[0])
+        #expect(q.shape == [batch, sequence, hidden])
+        #expect(q.floats[hidden - 1] == qkvValues[hidden - 1] && q.floats[hidden] == qkvValues[3 * hidden])
+        let context = try ExecutionContext()
+        let packed = try #require(try FastKernels.attention(numHeads: heads, scale: nil, nanToZero: false, packedQKV: true, [qkv, qkv, qkv, mask], context: context))
+        let unpacked = try #require(try FastKernels.attention(numHeads: heads, scale: nil, nanToZero: false, packedQKV: false, split, context: context))
+        #expect(packed[0].shape == [batch, sequence, hidden])
+        #expect(maxAbsDifference(packed[0], unpacked[0]) <= 1e-6)
+    }
+
+    @Test("reused buffers: alternating shapes give the same outputs as a fresh engine, every time")
+    func bufferReuseAcrossShapes() throws {
+        let fixture = try #require(GoldenFixture.all(in: "models").first { $0.name == "minilm-torchscript-opset14" })
+        let (engine, _) = try EngineGoldenTests.compile(fixture)
+        let shapes = [(2, 9), (1, 5), (2, 9), (3, 4), (1, 5)]
+        let inputs = try shapes.map { try EngineCheck.sampleInputs(for: engine.inputSignature, batch: $0.0, sequence: $0.1, vocabularyLimit: 50) }
+        var first: [Int: [String: Tensor]] = [:]
+        for (index, feed) in inputs.enumerated() {
+            let outputs = try engine.run(feed)
+            let key = shapes[index].0 * 100 + shapes[index].1
+            if let earlier = first[key] { #expect(outputs == earlier, "shape \(shapes[index]) changed between calls") }
+            first[key] = first[key] ?? outputs
+        }
+        let (fresh, _) = try EngineGoldenTests.compile(fixture)
+        for (index, feed) in inputs.enumerated() {
+            let key = shapes[index].0 * 100 + shapes[index].1
+            let expected = try fresh.run(feed)
+            for (name, tensor) in expected { #expect(maxAbsDifference(tensor, first[key]![name]!) == 0, "\(name) \(shapes[index])") }
+        }
+    }
+}
