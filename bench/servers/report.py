@@ -24,10 +24,10 @@ def _by_key(results):
     return {r["key"]: r for r in results}
 
 
-def targets(results, sla_ms):
-    """Issue 7's targets, each as (target, measured, met)."""
+def targets(results, sla_ms, kiln_key="kiln-fp32"):
+    """Issue 7's targets for one Kiln configuration, each as (target, measured, met)."""
     found = _by_key(results)
-    kiln, torchserve = found.get("kiln-fp32"), found.get("torchserve")
+    kiln, torchserve = found.get(kiln_key), found.get("torchserve")
     if not kiln:
         return []
     rows = []
@@ -37,7 +37,7 @@ def targets(results, sla_ms):
         if theirs > 0:
             rows.append((target, f"{ours / theirs:.2f}x ({ours:.1f} vs {theirs:.1f} req/s)", ours / theirs >= wanted))
         elif ours > 0:
-            rows.append((target, f"{peer['name']} met the SLA at no load point; Kiln at {ours:.1f} req/s", True))
+            rows.append((target, f"Kiln {ours:.1f} req/s; {peer['name']} met the SLA at no load point (ratio unbounded)", True))
         else:
             rows.append((target, "neither met the SLA at any load point: undefined", None))
 
@@ -55,17 +55,20 @@ def targets(results, sla_ms):
         ratio = kiln["peak_rss_mb"] / torchserve["peak_rss_mb"]
         rows.append(("peak RSS <= 0.6x TorchServe's", f"{ratio:.2f}x ({kiln['peak_rss_mb']:.0f} vs "
                      f"{torchserve['peak_rss_mb']:.0f} MB)", ratio <= 0.6))
-    if kiln.get("at_80pct"):
-        attainment = kiln["at_80pct"]["sla_attainment"] * 100
-        rows.append(("SLA attainment >= 99.6% at 80% of Kiln's max", f"{attainment:.2f}% at "
-                     f"{kiln['at_80pct']['rate']:.0f} req/s", attainment >= 99.6))
+    for field, which in (("at_80pct", "throughput at SLA"), ("at_80pct_capacity", "closed-loop max")):
+        if kiln.get(field):
+            attainment = kiln[field]["sla_attainment"] * 100
+            rows.append((f"SLA attainment >= 99.6% at 80% of Kiln's max ({which})",
+                         f"{attainment:.2f}% at {kiln[field]['rate']:.0f} req/s", attainment >= 99.6))
     return rows
 
 
 def plot_curves(results, sla_ms, path):
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for result in results:
-        points = sorted((p["throughput_rps"], p["latency_ms"]["p99"]) for p in result["sweep"] if p["latency_ms"]["p99"])
+        # In offered-rate order: on a noisy machine achieved throughput is not monotonic in the offer.
+        points = [(p["throughput_rps"], p["latency_ms"]["p99"]) for p in sorted(result["sweep"], key=lambda p: p["rate"])
+                  if p["latency_ms"]["p99"]]
         axes.plot([x for x, _ in points], [y for _, y in points], marker="o", label=result["name"])
     axes.axhline(sla_ms, color="grey", linestyle="--", linewidth=1, label=f"SLA {sla_ms:g} ms")
     axes.set_yscale("log")
@@ -156,10 +159,10 @@ def write(results, failures, out, meta):
         plot_curves(results, meta["sla_ms"], curves)
         plot_cdf(results, meta["fixed_rate"], cdf)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    rows = targets(results, meta["sla_ms"])
+    kiln_results = [r for r in results if r["key"].startswith("kiln")]
     parts = [
         f"# Server-level comparison ({meta['started']})", "",
-        f"Command: `{meta['command']}` at commit {commit}. Model `{meta['model_dir']}` (snips, MiniLM-shaped JointBERT). "
+        f"Command: `{meta['command']}` at commit {commit}; kiln binary {meta.get('kiln', '?')}. Model `{meta['model_dir']}` (snips, MiniLM-shaped JointBERT). "
         f"Load generator: {meta['generator']} (same machine, same 2 cores as the server). "
         f"{meta['duration']:g} s per load point; capacity from closed loop at {meta['plan']['concurrency']} clients; "
         f"open-loop Poisson sweep at {meta['plan']['fractions']} x capacity. Fixed load: "
@@ -170,8 +173,11 @@ def write(results, failures, out, meta):
         + ". Treat absolute numbers as noisy; ratios are from this one run.", "",
         table(results, meta["sla_ms"]), "",
     ]
-    if rows:
-        parts += ["## Issue 7 targets (Kiln fp32)", "", "| target | measured | met |", "|---|---|---|"]
+    for kiln in kiln_results:
+        rows = targets(results, meta["sla_ms"], kiln["key"])
+        if not rows:
+            continue
+        parts += [f"## Issue 7 targets: {kiln['name']}", "", "| target | measured | met |", "|---|---|---|"]
         parts += [f"| {t} | {m} | {'n/a' if ok is None else 'yes' if ok else 'NO'} |" for t, m, ok in rows]
         parts.append("")
     if failures:
