@@ -19,8 +19,6 @@ import random
 import sys
 import time
 
-import aiohttp
-
 
 def request_for(api, url, model, text):
     if api == "kiln":
@@ -112,6 +110,8 @@ async def open_loop(session, args, texts, rate, duration):
 
 
 async def run(args):
+    import aiohttp  # here, so the summary code is importable (and testable) without it
+
     texts = [line.strip() for line in open(args.texts, encoding="utf-8") if line.strip()]
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=60)
