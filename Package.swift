@@ -47,6 +47,8 @@ let package = Package(
             dependencies: ["KilnCore", "KilnONNX", "KilnPasses", "KilnKernels", "KilnRuntime", "KilnCUDA"]
         ),
         .target(name: "KilnText", dependencies: ["KilnCore"]),
+        // INT8 calibration, accuracy scoring, sensitivity search (kiln calibrate / verify / build --precision int8).
+        .target(name: "KilnCalibration", dependencies: ["KilnCore", "KilnPasses", "KilnRuntime", "KilnText"]),
         .target(
             name: "KilnServe",
             dependencies: [
@@ -70,6 +72,7 @@ let package = Package(
         .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels"]),
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnONNX", "KilnRuntime", "KilnPasses"]),
         .testTarget(name: "KilnTextTests", dependencies: ["KilnText"]),
+        .testTarget(name: "KilnCalibrationTests", dependencies: ["KilnCalibration", "KilnONNX", "KilnPasses", "KilnKernels"]),
         .testTarget(name: "KilnPassesTests", dependencies: ["KilnPasses", "KilnONNX", "KilnRuntime"]),
         .testTarget(
             name: "KilnServeTests",

@@ -10,6 +10,8 @@ import KilnKernels
 struct EngineStep: @unchecked Sendable {
     enum Kernel {
         case fusedMatMul(FusedMatMulKernel)
+        /// An INT8 FusedMatMul (``Int8Binding``).
+        case int8MatMul(Int8MatMulKernel)
         /// `packedQKV`: inputs 0-2 are all the `[B, S, 3H]` output of the fused QKV GEMM (see
         /// ``QKVSplitElision``), read in place with a row stride of `3H`.
         case attention(numHeads: Int, scale: Float?, nanToZero: Bool, packedQKV: Bool)
@@ -37,7 +39,7 @@ struct EngineStep: @unchecked Sendable {
     }
 
     static func bind(_ node: Node, graph: Graph) throws -> EngineStep {
-        guard let reference = ReferenceKernels.kernel(for: node) else {
+        guard let reference = node.isInt8MatMul ? Int8MatMulReference.kernel : ReferenceKernels.kernel(for: node) else {
             throw KilnError.unsupportedOperator(
                 opType: node.opType, domain: node.domain, node: node.name, opset: graph.opset,
                 supported: ReferenceKernels.table.keys.sorted())
@@ -48,6 +50,7 @@ struct EngineStep: @unchecked Sendable {
     private static func fastKernel(for node: Node, graph: Graph) throws -> Kernel {
         if node.domain == KilnOperators.domain {
             switch node.opType {
+            case KilnOperators.fusedMatMul where node.isInt8MatMul: return try Int8Binding.kernel(for: node, graph: graph).map(Kernel.int8MatMul) ?? .reference
             case KilnOperators.fusedMatMul: return try fusedMatMul(node, graph: graph)
             case KilnOperators.attention:
                 return .attention(
@@ -102,6 +105,7 @@ struct EngineStep: @unchecked Sendable {
         let fast: [Tensor]?
         switch kernel {
         case .fusedMatMul(let gemm): fast = try FastKernels.fusedMatMul(gemm, inputs, context: context)
+        case .int8MatMul(let gemm): fast = try Int8Binding.run(gemm, inputs, context: context)
         case .attention(let numHeads, let scale, let nanToZero, let packedQKV):
             fast = try FastKernels.attention(numHeads: numHeads, scale: scale, nanToZero: nanToZero, packedQKV: packedQKV, inputs, context: context)
             if fast == nil && packedQKV {
