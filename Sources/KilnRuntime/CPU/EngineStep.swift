@@ -104,7 +104,14 @@ struct EngineStep: @unchecked Sendable {
     func run(_ inputs: [Tensor?], opset: Int, context: ExecutionContext) throws -> [Tensor] {
         let fast: [Tensor]?
         switch kernel {
-        case .fusedMatMul(let gemm): fast = try FastKernels.fusedMatMul(gemm, inputs, context: context)
+        case .fusedMatMul(let gemm):
+            fast = try FastKernels.fusedMatMul(gemm, inputs, context: context)
+            if fast == nil && inputs[1] == nil {
+                // The fp32 weights were dropped after packing (Engine), so there is no reference fallback.
+                let input = inputs[0].map { "\($0.dtype)\($0.shape)" } ?? "nothing"
+                throw KilnError.invalidInput(
+                    "FusedMatMul '\(node.name)' got \(input); its packed kernel takes float32 [..., \(gemm.inputSize)]")
+            }
         case .int8MatMul(let gemm): fast = try Int8Binding.run(gemm, inputs, context: context)
         case .attention(let numHeads, let scale, let nanToZero, let packedQKV):
             fast = try FastKernels.attention(numHeads: numHeads, scale: scale, nanToZero: nanToZero, packedQKV: packedQKV, inputs, context: context)
