@@ -58,4 +58,29 @@ import Testing
             for (name, tensor) in expected { #expect(maxAbsDifference(tensor, first[key]![name]!) == 0, "\(name) \(shapes[index])") }
         }
     }
+
+    @Test("weights only packed GEMMs read are dropped from the engine's graph; results unchanged; a misfit input is a clear error")
+    func packedWeightsAreNotKeptTwice() throws {
+        let (rows, inputSize, outputSize) = (3, 5, 4)
+        let weights = (0..<(inputSize * outputSize)).map { Float($0 % 7) / 4 - 0.5 }
+        let bias = (0..<outputSize).map { Float($0) / 8 }
+        let node = Node(name: "fc", opType: KilnOperators.fusedMatMul, domain: KilnOperators.domain, inputs: ["x", "W", "b"], outputs: ["y"])
+        let graph = Graph(
+            inputs: [ValueInfo(name: "x", dtype: .float32, shape: nil)], outputs: [ValueInfo(name: "y", dtype: .float32, shape: nil)],
+            initializers: ["W": try Tensor(floats: weights, shape: [inputSize, outputSize]), "b": try Tensor(floats: bias, shape: [outputSize])],
+            nodes: [node], opsetImports: ["": 17, KilnOperators.domain: 1])
+        let engine = try Engine(graph: graph)
+        #expect(engine.graph.initializers["W"] == nil, "the packed kernel holds W")
+        #expect(engine.graph.initializers["b"] != nil, "the bias is small and read as an operand")
+        let input = (0..<(rows * inputSize)).map { Float($0) / 10 }
+        let output = try #require(try engine.run(["x": try Tensor(floats: input, shape: [rows, inputSize])])["y"])
+        for row in 0..<rows {
+            for column in 0..<outputSize {
+                var expected = bias[column]
+                for k in 0..<inputSize { expected += input[row * inputSize + k] * weights[k * outputSize + column] }
+                #expect(abs(output.floats[row * outputSize + column] - expected) <= 1e-5)
+            }
+        }
+        #expect(throws: KilnError.self) { try engine.run(["x": try Tensor(floats: [1, 2, 3], shape: [1, 3])]) }
+    }
 }

@@ -8,7 +8,8 @@ import KilnKernels
 /// Immutable after construction and safe to share between threads; each concurrent ``run(_:)``
 /// takes its own ``ExecutionContext``.
 public final class Engine: InferenceEngine, @unchecked Sendable {
-    /// The optimized graph.
+    /// The optimized graph, without the fp32 weights that only packed GEMMs read (those live
+    /// once, packed, in their ``FusedMatMulKernel``s: keeping both doubled the engine's memory).
     public let graph: Graph
     /// How many nodes run on a fast kernel vs the reference kernels, by op type.
     public let kernelSummary: [String: String]
@@ -21,16 +22,31 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     /// - Throws: ``KilnError`` when a node has no kernel at all, or asks for a precision this
     ///   CPU cannot run.
     public init(graph: Graph) throws {
-        self.graph = graph
         let order = try graph.topologicallySorted()
-        program = try EngineProgram(graph: graph, order: order)
         steps = QKVSplitElision.apply(to: try order.map { try EngineStep.bind($0, graph: graph) }, graph: graph)
+        let packedOnly = Self.weightsOnlyPackedGEMMsRead(steps, graph: graph)
+        program = try EngineProgram(graph: graph, order: order, omitting: packedOnly)
+        var kept = graph
+        for name in packedOnly { kept.initializers[name] = nil }
+        self.graph = kept
         var summary: [String: (fast: Int, reference: Int)] = [:]
         for step in steps {
             let key = step.node.domain.isEmpty ? step.node.opType : "\(step.node.domain):\(step.node.opType)"
             if step.isFast { summary[key, default: (0, 0)].fast += 1 } else { summary[key, default: (0, 0)].reference += 1 }
         }
         kernelSummary = summary.mapValues { "\($0.fast) fast, \($0.reference) reference" }
+    }
+
+    /// Initializers whose every reader is a fast-bound FusedMatMul taking them as `W`.
+    private static func weightsOnlyPackedGEMMsRead(_ steps: [EngineStep], graph: Graph) -> Set<String> {
+        var packed: Set<String> = []
+        var readElsewhere: Set<String> = Set(graph.outputs.map(\.name))
+        for step in steps {
+            for (index, name) in step.node.inputs.enumerated() where graph.initializers[name] != nil {
+                if case .fusedMatMul = step.kernel, index == 1 { packed.insert(name) } else { readElsewhere.insert(name) }
+            }
+        }
+        return packed.subtracting(readElsewhere)
     }
 
     /// Loads a plan's graph (the plan was already validated for this CPU when it was read).

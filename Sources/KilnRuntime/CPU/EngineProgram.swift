@@ -20,7 +20,9 @@ struct EngineProgram: Sendable {
     /// Per step: slots produced by steps whose last reader is this step (never graph outputs).
     let releases: [[Int]]
 
-    init(graph: Graph, order: [Node]) throws {
+    /// - Parameter omitting: initializers left out of the template (their readers' kernels hold
+    ///   them in another form); those operands reach the step as nil.
+    init(graph: Graph, order: [Node], omitting: Set<String> = []) throws {
         var slots: [String: Int] = [:]
         func slot(_ name: String) -> Int {
             if let existing = slots[name] { return existing }
@@ -41,7 +43,7 @@ struct EngineProgram: Sendable {
         let outputNames = Set(graph.outputs.map(\.name))
         let outputs = graph.outputs.map { (name: $0.name, slot: slot($0.name)) }
         var template = [Tensor?](repeating: nil, count: slots.count)
-        for (name, index) in slots where !produced.contains(name) {
+        for (name, index) in slots where !produced.contains(name) && !omitting.contains(name) {
             if let constant = graph.initializers[name] { template[index] = constant }
         }
         var releases = [[Int]](repeating: [], count: order.count)
