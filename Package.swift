@@ -72,6 +72,8 @@ let package = Package(
         .testTarget(name: "KilnKernelsTests", dependencies: ["KilnKernels"]),
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnONNX", "KilnRuntime", "KilnPasses"]),
         .testTarget(name: "KilnTextTests", dependencies: ["KilnText"]),
+        .testTarget(
+            name: "KilnCUDATests", dependencies: ["KilnCUDA", "KilnCore", "KilnONNX", "KilnPasses", "KilnKernels", "KilnRuntime"]),
         .testTarget(name: "KilnCalibrationTests", dependencies: ["KilnCalibration", "KilnONNX", "KilnPasses", "KilnKernels"]),
         .testTarget(name: "KilnPassesTests", dependencies: ["KilnPasses", "KilnONNX", "KilnRuntime"]),
         .testTarget(

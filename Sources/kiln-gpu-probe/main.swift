@@ -128,8 +128,18 @@ func bench(_ path: String, sequence: Int, batches: [Int], graphs: Bool, autotune
         }
         times.sort()
         let median = times[times.count / 2]
+        let phases = engine.lastRunPhases
+        print(String(format: "  last run phases: host steps %.0f us, graph launch %.0f us, finish (tail, downloads, sync) %.0f us",
+                     phases.host, phases.launch, phases.finish))
         print(String(format: "KILN seq %d batch %d: median %.3f ms p90 %.3f ms (%d runs), %.0f seq/s",
                      sequence, batch, median, times[times.count * 9 / 10], times.count, Double(batch) * 1000 / median))
+        if ProcessInfo.processInfo.environment["KILN_CUDA_PROFILE"] == "1" {
+            let profile = try StepProfile()
+            for _ in 0..<5 { try engine.profiledRun(inputs, into: profile) }
+            let total = profile.milliseconds.values.reduce(0, +)
+            let parts = profile.milliseconds.sorted { $0.value > $1.value }.map { String(format: "%@ %.3f", $0.key, $0.value / 5) }
+            print(String(format: "  profile batch %d (eager, per run, ms): total %.3f: ", batch, total / 5) + parts.joined(separator: ", "))
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 // eagerly, the second captures the device work up to the first download in a CUDA graph, later
 // calls replay it (host steps still run so staged inputs are fresh).
 import CKilnCUDA
+import Dispatch
 import Foundation
 import KilnCore
 
@@ -53,6 +54,9 @@ public final class CUDAEngine: @unchecked Sendable {
     private var pinned: PinnedArena
     private var graphs: [String: CapturedGraph] = [:]
     private let lock = NSLock()
+    /// Microseconds of the last run in: host-side step work (shape ops, staging; the whole run
+    /// when eager), graph launch, and finishing (tail steps, downloads, stream sync).
+    public private(set) var lastRunPhases: (host: Double, launch: Double, finish: Double) = (0, 0, 0)
 
     /// Per input-shape capture state.
     final class CapturedGraph {
@@ -85,9 +89,7 @@ public final class CUDAEngine: @unchecked Sendable {
         let nodes = try graph.topologicallySorted()
         let stream = context.stream
         steps = try nodes.map { try CUDAStep.bind($0, graph: graph, stream: stream) }
-        var hostInputs = Set(graph.outputs.map(\.name))
-        for step in steps where !step.isDevice { hostInputs.formUnion(step.node.inputs) }
-        wantsF32 = hostInputs
+        wantsF32 = try Self.float32Values(steps, graph: graph, stream: stream)
         var placement: [String: (gpu: Int, host: Int)] = [:]
         for step in steps {
             let key = step.node.domain.isEmpty ? step.node.opType : "\(step.node.domain):\(step.node.opType)"
@@ -113,6 +115,29 @@ public final class CUDAEngine: @unchecked Sendable {
         pinnedBytes = pinned.allocator.capacity
     }
 
+    /// The values to produce in fp32: graph outputs and what host steps read, and, walking back
+    /// through elementwise ops, row selections and GEMMs (which then run with fp32 operands, the
+    /// NLU heads), what those are computed from. fp32 weights are uploaded for such GEMMs.
+    private static func float32Values(_ steps: [CUDAStep], graph: Graph, stream: kcu_stream) throws -> Set<String> {
+        var wanted = Set(graph.outputs.map(\.name))
+        for step in steps where !step.isDevice { wanted.formUnion(step.node.inputs) }
+        for step in steps.reversed() where step.node.outputs.contains(where: wanted.contains) {
+            switch step.kind {
+            case .binary, .selectRow: wanted.insert(step.node.inputs[0]); if step.node.inputs.count > 1 { wanted.insert(step.node.inputs[1]) }
+            case .gemm(let weights) where weights.activation == "none": wanted.insert(step.node.inputs[0])
+            default: break
+            }
+        }
+        for step in steps {
+            guard case .gemm(let weights) = step.kind else { continue }
+            if wanted.contains(step.node.outputs[0]), weights.activation == "none", let host = weights.hostWeights {
+                weights.weights32 = try CUDAStep.upload32(host, stream: stream)
+            }
+            weights.hostWeights = nil
+        }
+        return wanted
+    }
+
     /// GEMM algorithm choices made so far (shape -> candidate index), for the plan's timing cache.
     public var gemmChoices: [String: Int] {
         Dictionary(uniqueKeysWithValues: gemm.choices.map { ("\($0.key.m)x\($0.key.n)x\($0.key.k)/\($0.key.epilogue.rawValue)/\($0.key.outputF32 ? "f32" : "f16")", $0.value) })
@@ -125,32 +150,45 @@ public final class CUDAEngine: @unchecked Sendable {
         return try execute(inputs, allowGraphs: options.useGraphs)
     }
 
-    private func execute(_ inputs: [String: Tensor], allowGraphs: Bool) throws -> [String: Tensor] {
+    /// Runs eagerly with a GPU timer around every step (slow: one sync per step) and adds the
+    /// times to `profile`; for finding where the time goes, not for serving.
+    public func profiledRun(_ inputs: [String: Tensor], into profile: StepProfile) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = try execute(inputs, allowGraphs: false, profile: profile)
+    }
+
+    private func execute(_ inputs: [String: Tensor], allowGraphs: Bool, profile: StepProfile? = nil) throws -> [String: Tensor] {
         try context.makeCurrent()
         arena.allocator.reset()
         pinned.allocator.reset()
         let executor = CUDAExecutor(
             stream: context.stream, launcher: KernelLauncher(module: module, stream: context.stream), gemm: gemm, arena: arena,
-            pinned: pinned, host: hostEvaluator, opset: graph.opset, wantsF32: wantsF32, maxAttentionSequence: maxAttentionSequence)
+            pinned: pinned, host: hostEvaluator, opset: graph.opset, wantsF32: wantsF32, maxAttentionSequence: maxAttentionSequence,
+            initializers: graph.initializers)
+        executor.profile = profile
         for info in graph.inputs {
             guard let tensor = inputs[info.name] else { throw KilnError.invalidInput("missing input \(info.name)") }
             executor.values[info.name] = .host(tensor)
         }
-        for (name, tensor) in graph.initializers { executor.values[name] = .host(tensor) }
         let key = graph.inputs.map { "\(inputs[$0.name]!.shape)" }.joined(separator: ";")
         let state = allowGraphs ? (graphs[key] ?? newGraphState(key)) : nil
+        let started = DispatchTime.now().uptimeNanoseconds
         if let state, !state.failed, state.eagerRuns > 0, state.prefixEnd > 0 {
-            try runCaptured(state, executor: executor)
+            try runCaptured(state, executor: executor, started: started)
         } else {
             try executor.run(steps[...], offset: 0)
+            lastRunPhases = (Double(DispatchTime.now().uptimeNanoseconds - started) / 1e3, 0, 0)
             if let state {
                 state.eagerRuns += 1
                 state.prefixEnd = executor.firstDownloadStep ?? steps.count
             }
         }
         var outputs: [String: Tensor] = [:]
+        let finishing = DispatchTime.now().uptimeNanoseconds
         for info in graph.outputs { outputs[info.name] = try executor.hostTensor(info.name) }
         try context.synchronize()
+        lastRunPhases.finish = Double(DispatchTime.now().uptimeNanoseconds - finishing) / 1e3
         return outputs
     }
 
@@ -162,13 +200,15 @@ public final class CUDAEngine: @unchecked Sendable {
     }
 
     /// Replays (or first captures) the device prefix of the run, then finishes eagerly.
-    private func runCaptured(_ state: CapturedGraph, executor: CUDAExecutor) throws {
+    private func runCaptured(_ state: CapturedGraph, executor: CUDAExecutor, started: UInt64) throws {
         let prefix = steps[0..<state.prefixEnd]
         if let exec = state.exec {
             executor.replay = true
             try executor.run(prefix, offset: 0)
             executor.replay = false
+            let launching = DispatchTime.now().uptimeNanoseconds
             try checkDriver(kcu_graph_launch(exec, context.stream), "cuGraphLaunch")
+            lastRunPhases = (Double(launching - started) / 1e3, Double(DispatchTime.now().uptimeNanoseconds - launching) / 1e3, 0)
         } else {
             try checkDriver(kcu_stream_begin_capture(context.stream, 1), "cuStreamBeginCapture")  // thread-local mode
             var captured: kcu_graph?

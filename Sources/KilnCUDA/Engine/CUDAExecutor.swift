@@ -19,8 +19,10 @@ final class CUDAExecutor {
     let pinned: PinnedArena
     let host: HostEvaluator
     let opset: Int
+    /// Values produced in fp32 (graph outputs, what host steps read, the NLU heads' inputs).
     let wantsF32: Set<String>
     let maxAttentionSequence: Int
+    let initializers: [String: Tensor]
     /// When true, device work is already captured in a graph: do host work only.
     var replay = false
     /// Index of the step that first needed a download (ends the capturable prefix).
@@ -29,7 +31,8 @@ final class CUDAExecutor {
     var values: [String: RunValue] = [:]
 
     init(stream: kcu_stream, launcher: KernelLauncher, gemm: CuBLASLtGemm, arena: DeviceArena, pinned: PinnedArena,
-         host: @escaping HostEvaluator, opset: Int, wantsF32: Set<String>, maxAttentionSequence: Int) {
+         host: @escaping HostEvaluator, opset: Int, wantsF32: Set<String>, maxAttentionSequence: Int, initializers: [String: Tensor]) {
+        self.initializers = initializers
         self.stream = stream
         self.launcher = launcher
         self.gemm = gemm
@@ -43,10 +46,16 @@ final class CUDAExecutor {
 
     // MARK: running steps
 
+    /// With a profile, each step is bracketed by events (eager runs only) and its GPU time added
+    /// to the step's operator, to see where time goes (KILN_CUDA_PROFILE=1 in the probe).
+    var profile: StepProfile?
+
     func run(_ steps: ArraySlice<CUDAStep>, offset: Int) throws {
         for (index, step) in zip(steps.indices, steps) {
             currentStep = index + offset
+            try profile?.begin(stream)
             if try !runOnDevice(step) { try runOnHost(step.node) }
+            try profile?.end(step.node, stream)
         }
     }
 
@@ -75,7 +84,7 @@ final class CUDAExecutor {
         case let .embedding(table, rows, width): return try embeddingStep(node, table: table, rows: rows, width: width)
         case let .selectRow(axis, index): return try selectRowStep(node, axis: axis, index: index)
         case .split(let sizes): return splitStep(node, sizes: sizes)
-        case .add: return try addStep(node)
+        case .binary(let op): return try binaryStep(node, op)
         }
     }
 
@@ -84,11 +93,17 @@ final class CUDAExecutor {
         return false
     }
 
+    /// A value computed in this run, or a constant of the graph.
+    private func lookup(_ name: String) -> RunValue? {
+        values[name] ?? initializers[name].map(RunValue.host)
+    }
+
     private func gemmStep(_ node: Node, _ w: GemmWeights) throws -> Bool {
+        let outF32 = wantsF32.contains(node.outputs[0])
+        if outF32, let weights32 = w.weights32 { return try headGemmStep(node, w, weights32: weights32) }
         var a = try deviceHalf(node.inputs[0], allowStrided: true)
         guard a.width == w.k, a.rows > 0 else { return false }
         if a.rank > 2 && !a.isContiguous { a = try contiguous(a) }
-        let outF32 = wantsF32.contains(node.outputs[0])
         let fusedGelu = w.activation == "gelu"
         if outF32 && fusedGelu { return false }
         let epilogue: GemmEpilogue
@@ -111,6 +126,21 @@ final class CUDAExecutor {
                     try launcher.gelu(out.address, output: out.address, count: out.count, tanh: false)
                 }
             }
+        }
+        values[node.outputs[0]] = .device(out)
+        return true
+    }
+
+    /// A GEMM whose output leaves the device (an NLU head): fp32 operands and output.
+    private func headGemmStep(_ node: Node, _ w: GemmWeights, weights32: DeviceBuffer) throws -> Bool {
+        guard w.activation == "none" else { return false }
+        var a = try deviceFloat(node.inputs[0], allowStrided: true)
+        guard a.width == w.k, a.rows > 0 else { return false }
+        if a.rank > 2 && !a.isContiguous { a = try contiguous(a) }
+        let out = try allocate(Array(a.shape.dropLast()) + [w.n], .f32)
+        if !replay {
+            try gemm.run(GemmShape(m: a.rows, n: w.n, k: w.k, lda: a.rowStride, outputF32: true, epilogue: w.bias32 == nil ? .none : .bias, inputF32: true),
+                         input: a.address, weights: weights32.address, bias: w.bias32?.address ?? 0, output: out.address, stream: stream)
         }
         values[node.outputs[0]] = .device(out)
         return true
@@ -156,13 +186,15 @@ final class CUDAExecutor {
             guard skip.shape == x.shape else { return false }
             skipAddress = skip.address
         }
-        let out = try allocate(x.shape, .f16)
+        let outF32 = wantsF32.contains(node.outputs[0])
+        let out = try allocate(x.shape, outF32 ? .f32 : .f16)
         let wantsSum = withSkip && node.outputs.count > 1 && !node.outputs[1].isEmpty
         let sum = wantsSum ? try allocate(x.shape, .f16) : nil
         if !replay {
             try launcher.layerNorm(
                 x: x.address, skip: skipAddress, bias: bias?.address ?? 0, gamma: gamma.address, beta: beta?.address ?? 0,
-                output: out.address, sumOutput: sum?.address ?? 0, rows: x.rows, width: x.width, epsilon: epsilon)
+                output: outF32 ? 0 : out.address, output32: outF32 ? out.address : 0, sumOutput: sum?.address ?? 0,
+                rows: x.rows, width: x.width, epsilon: epsilon)
         }
         values[node.outputs[0]] = .device(out)
         if let sum { values[node.outputs[1]] = .device(sum) }
@@ -192,14 +224,14 @@ final class CUDAExecutor {
     }
 
     private func selectRowStep(_ node: Node, axis: Int, index: Int) throws -> Bool {
-        guard case .device(let data) = values[node.inputs[0]], data.dtype == .f16, data.rank == 3, axis == 1 || axis == -2 else { return false }
+        guard case .device(let data) = values[node.inputs[0]], data.dtype != .i32, data.rank == 3, axis == 1 || axis == -2 else { return false }
         let sequence = data.shape[1]
         let row = index < 0 ? index + sequence : index
         guard row >= 0 && row < sequence else { return false }
         let source = data.isContiguous ? data : try contiguous(data)
         values[node.outputs[0]] = .device(DeviceTensor(
-            address: source.address + UInt64(row * source.width * 2), shape: [data.shape[0], data.shape[2]], dtype: .f16,
-            rowStride: sequence * source.width))
+            address: source.address + UInt64(row * source.width * data.dtype.byteSize), shape: [data.shape[0], data.shape[2]],
+            dtype: data.dtype, rowStride: sequence * source.width))
         return true
     }
 
@@ -216,16 +248,66 @@ final class CUDAExecutor {
         return true
     }
 
-    private func addStep(_ node: Node) throws -> Bool {
-        guard node.inputs.count == 2, isDevice(node.inputs[0]) || isDevice(node.inputs[1]) else { return false }
-        var a = try deviceHalf(node.inputs[0])
-        var b = try deviceHalf(node.inputs[1])
-        if b.count > a.count { swap(&a, &b) }
-        guard b.count > 0, a.count % b.count == 0, isSuffixBroadcast(b.shape, of: a.shape) else { return false }
-        let out = try allocate(a.shape, .f16)
-        if !replay { try launcher.addBroadcast(a.address, b.address, output: out.address, count: a.count, bCount: b.count) }
+    /// Add/Sub/Mul with at least one device operand: fp16 for a suffix-broadcast Add inside the
+    /// network, fp32 with general broadcasting otherwise (the output-side masking, head sums).
+    private func binaryStep(_ node: Node, _ op: BinaryOperator) throws -> Bool {
+        guard node.inputs.count == 2, isDevice(node.inputs[0]) || isDevice(node.inputs[1]),
+              let aShape = shape(of: node.inputs[0]), let bShape = shape(of: node.inputs[1]),
+              let outShape = broadcastShape(aShape, bShape), outShape.count <= 4
+        else { return false }
+        let f32 = wantsF32.contains(node.outputs[0]) || op != .add || isFloat32(node.inputs[0]) || isFloat32(node.inputs[1])
+        if !f32 {
+            var a = try deviceHalf(node.inputs[0])
+            var b = try deviceHalf(node.inputs[1])
+            if b.count > a.count { swap(&a, &b) }
+            if b.count > 0, a.shape == outShape, isSuffixBroadcast(b.shape, of: a.shape) {
+                let out = try allocate(outShape, .f16)
+                if !replay { try launcher.addBroadcast(a.address, b.address, output: out.address, count: a.count, bCount: b.count) }
+                values[node.outputs[0]] = .device(out)
+                return true
+            }
+        }
+        let a = try deviceFloat(node.inputs[0]), b = try deviceFloat(node.inputs[1])
+        let out = try allocate(outShape, .f32)
+        let padded = [Int](repeating: 1, count: 4 - outShape.count) + outShape
+        if !replay && out.count > 0 {
+            try launcher.binaryF32(a.address, b.address, output: out.address, op: op.rawValue, shape: padded,
+                                   aStrides: broadcastStrides(a.shape, to: padded), bStrides: broadcastStrides(b.shape, to: padded))
+        }
         values[node.outputs[0]] = .device(out)
         return true
+    }
+
+    private func shape(of name: String) -> [Int]? {
+        switch lookup(name) {
+        case .device(let tensor): return tensor.shape
+        case .host(let tensor): return tensor.dtype.isFloatingPoint ? tensor.shape : nil
+        case nil: return nil
+        }
+    }
+
+    private func isFloat32(_ name: String) -> Bool {
+        if case .device(let tensor) = values[name] { return tensor.dtype == .f32 }
+        return false
+    }
+
+    /// Numpy broadcasting of two shapes, or nil when they do not broadcast.
+    private func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int]? {
+        let rank = max(a.count, b.count)
+        let pa = [Int](repeating: 1, count: rank - a.count) + a, pb = [Int](repeating: 1, count: rank - b.count) + b
+        var out: [Int] = []
+        for (x, y) in zip(pa, pb) {
+            guard x == y || x == 1 || y == 1 else { return nil }
+            out.append(x == 1 ? y : x)
+        }
+        return out
+    }
+
+    /// Element strides of a contiguous `shape` read as the 4-axis `target` (0 on broadcast axes).
+    private func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+        let full = [Int](repeating: 1, count: 4 - shape.count) + shape
+        let strides = Tensor.strides(of: full)
+        return (0..<4).map { full[$0] == 1 && target[$0] != 1 ? 0 : strides[$0] }
     }
 
     /// True when `small` (leading 1s dropped) equals the trailing axes of `large`.
@@ -254,17 +336,17 @@ final class CUDAExecutor {
     }
 
     /// Uploads fp32 values (attention masks) through the pinned arena.
-    private func upload(_ values: [Float]) throws -> DeviceTensor {
+    private func upload(_ values: [Float], shape: [Int]? = nil) throws -> DeviceTensor {
         let bytes = values.count * 4
         let staged = try stage(bytes: bytes) { buffer in values.withUnsafeBytes { buffer.copyMemory(from: $0) } }
-        let out = try allocate([values.count], .f32)
+        let out = try allocate(shape ?? [values.count], .f32)
         if !replay { try copyUp(staged, to: out.address, bytes: bytes) }
         return out
     }
 
     /// The value `name` as an fp16 device tensor (contiguous unless `allowStrided`).
     func deviceHalf(_ name: String, allowStrided: Bool = false) throws -> DeviceTensor {
-        switch values[name] {
+        switch lookup(name) {
         case .device(let tensor) where tensor.dtype == .f16:
             return allowStrided || tensor.isContiguous ? tensor : try contiguous(tensor)
         case .device(let tensor) where tensor.dtype == .f32:
@@ -290,20 +372,41 @@ final class CUDAExecutor {
     }
 
     private func contiguous(_ tensor: DeviceTensor) throws -> DeviceTensor {
-        let out = try allocate(tensor.shape, .f16)
+        let out = try allocate(tensor.shape, tensor.dtype)
         if !replay && tensor.count > 0 {
-            try launcher.copyRows(tensor.address, output: out.address, rows: tensor.rows, width: tensor.width, inputStride: tensor.rowStride)
+            try launcher.copyRows(tensor.address, output: out.address, rows: tensor.rows, width: tensor.width, inputStride: tensor.rowStride,
+                                  f32: tensor.dtype == .f32)
         }
         return out
     }
 
+    /// The value `name` as an fp32 device tensor (contiguous unless `allowStrided`).
+    func deviceFloat(_ name: String, allowStrided: Bool = false) throws -> DeviceTensor {
+        switch lookup(name) {
+        case .device(let tensor) where tensor.dtype == .f32:
+            return allowStrided || tensor.isContiguous ? tensor : try contiguous(tensor)
+        case .device(var tensor) where tensor.dtype == .f16:
+            if !tensor.isContiguous { tensor = try contiguous(tensor) }
+            let out = try allocate(tensor.shape, .f32)
+            if !replay { try launcher.convert(f16: tensor.address, toF32: out.address, count: tensor.count) }
+            return out
+        case .device:
+            throw CUDAError.unsupported("\(name) is an integer device tensor where fp32 is needed")
+        case .host(let tensor):
+            guard tensor.dtype.isFloatingPoint else { throw CUDAError.unsupported("\(name) (\(tensor.dtype)) is not a float tensor") }
+            return try upload(tensor.floats, shape: tensor.shape)
+        case nil:
+            throw KilnError.invalidModel("value \(name) is used before it is computed")
+        }
+    }
+
     /// The value `name` on the host; device values are copied down (a synchronisation point).
     func hostTensor(_ name: String) throws -> Tensor {
-        switch values[name] {
+        switch lookup(name) {
         case .host(let tensor): return tensor
         case .device(var tensor):
             if firstDownloadStep == nil { firstDownloadStep = currentStep }
-            if tensor.dtype == .f16 && !tensor.isContiguous { tensor = try contiguous(tensor) }
+            if !tensor.isContiguous { tensor = try contiguous(tensor) }
             let bytes = tensor.count * tensor.dtype.byteSize
             let staging = try pinned.allocate(bytes)
             if bytes > 0 { try checkDriver(kcu_memcpy_dtoh_async(staging, tensor.address, bytes, stream), "cuMemcpyDtoHAsync") }
@@ -336,4 +439,29 @@ func maskStrides(_ shape: [Int], batch: Int, heads: Int, sequence: Int) -> (batc
     let strides = Tensor.strides(of: full)
     func stride(_ axis: Int) -> Int { full[axis] == 1 ? 0 : strides[axis] }
     return (stride(0), stride(1), stride(2))
+}
+
+/// GPU milliseconds per operator type over profiled runs.
+public final class StepProfile: @unchecked Sendable {
+    public private(set) var milliseconds: [String: Double] = [:]
+    private var start: kcu_event?, end: kcu_event?
+
+    public init() throws {
+        try checkDriver(kcu_event_create(&start, 0), "cuEventCreate")
+        try checkDriver(kcu_event_create(&end, 0), "cuEventCreate")
+    }
+
+    deinit { _ = kcu_event_destroy(start); _ = kcu_event_destroy(end) }
+
+    func begin(_ stream: kcu_stream) throws { try checkDriver(kcu_event_record(start, stream), "cuEventRecord") }
+
+    func end(_ node: Node, _ stream: kcu_stream) throws {
+        try checkDriver(kcu_event_record(end, stream), "cuEventRecord")
+        try checkDriver(kcu_event_synchronize(end), "cuEventSynchronize")
+        var elapsed: Float = 0
+        try checkDriver(kcu_event_elapsed_ms(&elapsed, start, end), "cuEventElapsedTime")
+        var key = node.domain.isEmpty ? node.opType : node.opType
+        if node.opType == KilnOperators.fusedMatMul, let activation = try? node.string("activation", default: "none") { key += "(\(activation))" }
+        milliseconds[key, default: 0] += Double(elapsed)
+    }
 }

@@ -23,7 +23,9 @@ public enum CUDAPlanTarget {
     /// Throws ``CUDAError/planMismatch(_:)`` unless a plan with `header` may run on `device`
     /// with `versions`: same target kind and architecture, same cuBLASLt, and a driver at least
     /// as new as the one it was built with.
-    public static func checkCompatible(_ header: PlanHeader, device: CUDADeviceInfo, versions: CUDAVersions) throws {
+    /// With `checkLibraries` false only the target and architecture are checked (before an engine,
+    /// and so the library versions, exist).
+    public static func checkCompatible(_ header: PlanHeader, device: CUDADeviceInfo, versions: CUDAVersions, checkLibraries: Bool = true) throws {
         guard header.target.kind == kind else {
             throw CUDAError.planMismatch("plan was built for target \(header.target.kind) (\(header.target.architecture)), not for a CUDA GPU")
         }
@@ -31,6 +33,7 @@ public enum CUDAPlanTarget {
             throw CUDAError.planMismatch(
                 "plan was built for \(header.target.architecture) (\(header.buildOptions["cuda_device"] ?? "unknown GPU")); this GPU is \(device.name) (\(device.architecture))")
         }
+        guard checkLibraries else { return }
         if let built = header.buildOptions["cublaslt"], built != String(versions.cublasLt) {
             throw CUDAError.planMismatch("plan was built with cuBLASLt \(built); this machine has \(versions.cublasLt)")
         }

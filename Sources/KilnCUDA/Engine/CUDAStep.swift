@@ -1,6 +1,6 @@
 // CUDAStep: one node of the optimized graph bound, at engine build, to what runs it on the GPU.
 // Pattern: Kiln's fused operators (FusedMatMul with constant W, Attention, SkipLayerNorm,
-// LayerNorm, Gelu) plus the embedding Gather, Split, the CLS-row Gather and broadcast Add get GPU
+// LayerNorm, Gelu) plus the embedding Gather, Split, the CLS-row Gather and Add/Sub/Mul get GPU
 // kinds with their constants uploaded once (GEMM weights fp16, norm parameters fp32); everything
 // else (shape arithmetic, the mask's Cast/Sub/Mul) stays on the host reference kernels. A GPU
 // step whose run-time tensors don't fit falls back to the host, so results never change, only
@@ -9,12 +9,26 @@ import CKilnCUDA
 import KilnCore
 
 /// Weights of a FusedMatMul, resident on the device.
-struct GemmWeights {
+final class GemmWeights {
     let weights: DeviceBuffer  // fp16 [K, N]
     let bias16: DeviceBuffer?
     let bias32: DeviceBuffer?
     let k: Int, n: Int
     let activation: String
+    /// fp32 copy of the weights for GEMMs that produce fp32 head outputs (set at engine build).
+    var weights32: DeviceBuffer?
+    /// The fp32 weights, kept until the engine decides which GEMMs are heads.
+    var hostWeights: [Float]?
+
+    init(weights: DeviceBuffer, bias16: DeviceBuffer?, bias32: DeviceBuffer?, k: Int, n: Int, activation: String, hostWeights: [Float]) {
+        (self.weights, self.bias16, self.bias32, self.k, self.n, self.activation) = (weights, bias16, bias32, k, n, activation)
+        self.hostWeights = hostWeights
+    }
+}
+
+/// Elementwise operators with a device kernel.
+enum BinaryOperator: Int {
+    case add = 0, sub = 1, mul = 2
 }
 
 /// What runs a node.
@@ -26,7 +40,7 @@ enum CUDAStepKind {
     case embedding(table: DeviceBuffer, rows: Int, width: Int)
     case selectRow(axis: Int, index: Int)
     case split(sizes: [Int])
-    case add
+    case binary(BinaryOperator)
     case host
 }
 
@@ -61,7 +75,8 @@ struct CUDAStep {
                 if activation == "relu" && bias == nil { return nil }
                 return .gemm(GemmWeights(
                     weights: try upload16(w.floats, stream: stream), bias16: try bias.map { try upload16($0.floats, stream: stream) },
-                    bias32: try bias.map { try upload32($0.floats, stream: stream) }, k: w.shape[0], n: w.shape[1], activation: activation))
+                    bias32: try bias.map { try upload32($0.floats, stream: stream) }, k: w.shape[0], n: w.shape[1], activation: activation,
+                    hostWeights: w.floats))
             case KilnOperators.attention:
                 let heads = Int(try node.int("num_heads", default: 0))
                 guard heads > 0 else { return nil }
@@ -97,7 +112,9 @@ struct CUDAStep {
             let axis = try node.int("axis", default: 0)
             guard axis == -1, let sizes = constant(1) else { return nil }
             return .split(sizes: sizes.ints.map(Int.init))
-        case "Add": return .add
+        case "Add": return .binary(.add)
+        case "Sub": return .binary(.sub)
+        case "Mul": return .binary(.mul)
         default: return nil
         }
     }

@@ -35,6 +35,8 @@ struct GemmShape: Hashable, Sendable {
     var m: Int, n: Int, k: Int, lda: Int
     var outputF32: Bool
     var epilogue: GemmEpilogue
+    /// fp32 operands (the NLU heads, kept in full precision like the CPU engine's precision pass).
+    var inputF32 = false
 }
 
 /// A cuBLASLt handle, workspace and per-shape plan cache for one engine.
@@ -100,8 +102,9 @@ final class CuBLASLtGemm: @unchecked Sendable {
             var biasPointer = bias
             try checkBLAS(klt_matmul_desc_set(plan.desc, LtConstants.descBiasPointer, &biasPointer, 8), "set bias pointer")
         }
-        try checkBLAS(klt_layout_create(&plan.a, LtConstants.r16F, UInt64(shape.n), UInt64(shape.k), Int64(shape.n)), "layout W")
-        try checkBLAS(klt_layout_create(&plan.b, LtConstants.r16F, UInt64(shape.k), UInt64(shape.m), Int64(shape.lda)), "layout X")
+        let inType = shape.inputF32 ? LtConstants.r32F : LtConstants.r16F
+        try checkBLAS(klt_layout_create(&plan.a, inType, UInt64(shape.n), UInt64(shape.k), Int64(shape.n)), "layout W")
+        try checkBLAS(klt_layout_create(&plan.b, inType, UInt64(shape.k), UInt64(shape.m), Int64(shape.lda)), "layout X")
         try checkBLAS(klt_layout_create(&plan.d, outType, UInt64(shape.n), UInt64(shape.m), Int64(shape.n)), "layout Y")
         var preference: klt_preference?
         try checkBLAS(klt_preference_create(&preference), "cublasLtMatmulPreferenceCreate")

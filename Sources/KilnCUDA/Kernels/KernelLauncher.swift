@@ -55,10 +55,10 @@ struct KernelLauncher {
     }
 
     func layerNorm(x: kcu_deviceptr, skip: kcu_deviceptr, bias: kcu_deviceptr, gamma: kcu_deviceptr, beta: kcu_deviceptr,
-                   output: kcu_deviceptr, sumOutput: kcu_deviceptr, rows: Int, width: Int, epsilon: Float) throws {
+                   output: kcu_deviceptr, output32: kcu_deviceptr = 0, sumOutput: kcu_deviceptr, rows: Int, width: Int, epsilon: Float) throws {
         try launch("kiln_layer_norm", grid: (rows, 1, 1), block: KernelSource.layerNormThreads, shared: width * 4,
                    [.pointer(x), .pointer(skip), .pointer(bias), .pointer(gamma), .pointer(beta), .pointer(output),
-                    .pointer(sumOutput), .int32(Int32(width)), .float(epsilon)])
+                    .pointer(output32), .pointer(sumOutput), .int32(Int32(width)), .float(epsilon)])
     }
 
     func gelu(_ x: kcu_deviceptr, output: kcu_deviceptr, count: Int, tanh: Bool) throws {
@@ -67,8 +67,9 @@ struct KernelLauncher {
     }
 
     func biasGelu(_ x: kcu_deviceptr, bias: kcu_deviceptr, count: Int, width: Int) throws {
-        try launch("kiln_bias_gelu", grid: (Self.elementwiseGrid(count), 1, 1), block: 256,
-                   [.pointer(x), .pointer(bias), .int64(Int64(count)), .int32(Int32(width))])
+        let rows = count / max(width, 1)
+        try launch("kiln_bias_gelu", grid: (max(1, min(rows, 65_535)), 1, 1), block: 256,
+                   [.pointer(x), .pointer(bias), .int32(Int32(rows)), .int32(Int32(width))])
     }
 
     func convert(f32 input: kcu_deviceptr, toF16 output: kcu_deviceptr, count: Int) throws {
@@ -81,8 +82,17 @@ struct KernelLauncher {
                    [.pointer(input), .pointer(output), .int64(Int64(count))])
     }
 
-    func copyRows(_ input: kcu_deviceptr, output: kcu_deviceptr, rows: Int, width: Int, inputStride: Int) throws {
-        try launch("kiln_copy_rows", grid: (rows, 1, 1), block: min(256, max(32, width)),
+    /// fp32 `a op b` over a 4-axis output shape with per-operand element strides (0 = broadcast).
+    func binaryF32(_ a: kcu_deviceptr, _ b: kcu_deviceptr, output: kcu_deviceptr, op: Int, shape: [Int], aStrides: [Int], bStrides: [Int]) throws {
+        let count = shape.reduce(1, *)
+        try launch("kiln_binary_f32", grid: (Self.elementwiseGrid(count), 1, 1), block: 256,
+                   [.pointer(a), .pointer(b), .pointer(output), .int64(Int64(count)), .int32(Int32(op)),
+                    .int32(Int32(shape[1])), .int32(Int32(shape[2])), .int32(Int32(shape[3]))]
+                   + aStrides.map { .int64(Int64($0)) } + bStrides.map { .int64(Int64($0)) })
+    }
+
+    func copyRows(_ input: kcu_deviceptr, output: kcu_deviceptr, rows: Int, width: Int, inputStride: Int, f32: Bool = false) throws {
+        try launch(f32 ? "kiln_copy_rows_f32" : "kiln_copy_rows", grid: (rows, 1, 1), block: min(256, max(32, width)),
                    [.pointer(input), .pointer(output), .int32(Int32(rows)), .int32(Int32(width)), .int64(Int64(inputStride))])
     }
 

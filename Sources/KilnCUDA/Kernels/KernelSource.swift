@@ -9,7 +9,7 @@ public enum KernelSource {
     /// Entry points the engine loads from the compiled module.
     public static let entryPoints = [
         "kiln_gather_rows", "kiln_add_broadcast", "kiln_layer_norm", "kiln_gelu", "kiln_attention",
-        "kiln_f32_to_f16", "kiln_f16_to_f32", "kiln_copy_rows", "kiln_bias_gelu",
+        "kiln_f32_to_f16", "kiln_f16_to_f32", "kiln_copy_rows", "kiln_bias_gelu", "kiln_binary_f32", "kiln_copy_rows_f32",
     ]
 
     /// NVRTC options: compile straight to SASS for `architecture` (e.g. `sm_90`).
@@ -74,9 +74,10 @@ public enum KernelSource {
     }
 
     // One block per row: sum = x (+ skip) (+ bias); y = (sum - mean) / sqrt(var + eps) * gamma (+ beta).
-    // Two passes over the row kept in shared memory (fp32); sum_out optional.
+    // Two passes over the row kept in shared memory (fp32); y goes to out (fp16) and/or out32
+    // (fp32, for values that feed the fp32 NLU heads); sum_out optional.
     extern "C" __global__ void kiln_layer_norm(const half_t* x, const half_t* skip, const float* bias, const float* gamma,
-                                               const float* beta, half_t* out, half_t* sum_out, int width, float eps) {
+                                               const float* beta, half_t* out, float* out32, half_t* sum_out, int width, float eps) {
         extern __shared__ float row[];
         __shared__ float partial[32];
         long long base = (long long)blockIdx.x * width;
@@ -108,7 +109,8 @@ public enum KernelSource {
         for (int c = threadIdx.x; c < width; c += blockDim.x) {
             float y = (row[c] - mean) * inv * gamma[c];
             if (beta) y += beta[c];
-            out[base + c] = f2h(y);
+            if (out) out[base + c] = f2h(y);
+            if (out32) out32[base + c] = y;
         }
     }
 
@@ -120,9 +122,28 @@ public enum KernelSource {
     }
 
     // In place: x[r, c] = gelu(x[r, c] + bias[c]) (the erf GELU cuBLASLt's epilogue lacks).
-    extern "C" __global__ void kiln_bias_gelu(half_t* x, const half_t* bias, long long n, int width) {
-        for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-            x[i] = f2h(gelu_erf(h2f(x[i]) + h2f(bias[i % width])));
+    // Rows are grid-strided and columns block-strided, so no per-element 64-bit division.
+    extern "C" __global__ void kiln_bias_gelu(half_t* x, const half_t* bias, int rows, int width) {
+        for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+            half_t* row = x + (long long)r * width;
+            for (int c = threadIdx.x; c < width; c += blockDim.x) row[c] = f2h(gelu_erf(h2f(row[c]) + h2f(bias[c])));
+        }
+    }
+
+    // fp32 elementwise a op b with broadcasting over 4 axes (strides 0 on broadcast axes):
+    // op 0 add, 1 sub, 2 mul. Output contiguous with shape [d0, d1, d2, d3].
+    extern "C" __global__ void kiln_binary_f32(const float* a, const float* b, float* out, long long n, int op,
+                                               int d1, int d2, int d3, long long a0, long long a1, long long a2, long long a3,
+                                               long long b0, long long b1, long long b2, long long b3) {
+        for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+            long long r = i;
+            long long i3 = r % d3; r /= d3;
+            long long i2 = r % d2; r /= d2;
+            long long i1 = r % d1; long long i0 = r / d1;
+            float x = a[i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3];
+            float y = b[i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3];
+            out[i] = op == 0 ? x + y : op == 1 ? x - y : x * y;
+        }
     }
 
     extern "C" __global__ void kiln_f32_to_f16(const float* x, half_t* out, long long n) {
@@ -133,6 +154,12 @@ public enum KernelSource {
     extern "C" __global__ void kiln_f16_to_f32(const half_t* x, float* out, long long n) {
         for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
             out[i] = h2f(x[i]);
+    }
+
+    extern "C" __global__ void kiln_copy_rows_f32(const float* in, float* out, int rows, int width, long long in_stride) {
+        int r = blockIdx.x;
+        if (r >= rows) return;
+        for (int c = threadIdx.x; c < width; c += blockDim.x) out[(long long)r * width + c] = in[r * in_stride + c];
     }
 
     // Materialises a strided view: out[r, c] = in[r * in_stride + c], contiguous out.

@@ -47,6 +47,16 @@ public enum PlanFile {
         try read(url, cpu: cpu, checkTarget: true)
     }
 
+    /// Reads a plan built for a device target such as `cuda`: magic, version and checksum are
+    /// checked here, the device itself by the backend that runs it (it knows the GPU).
+    public static func readForDevice(_ url: URL, kind: String) throws -> Plan {
+        let plan = try read(url, cpu: CPUFeatures(flags: ["*"]), checkTarget: false)
+        guard plan.header.target.kind == kind else {
+            throw KilnError.invalidModel("\(url.lastPathComponent) was built for \(plan.header.target.kind) (\(plan.header.target.architecture)), not \(kind): rebuild it with `kiln build --target \(kind)`")
+        }
+        return plan
+    }
+
     /// Reads only the header (for `kiln inspect`), still checking magic, version and checksum.
     public static func readHeader(_ url: URL) throws -> PlanHeader {
         try read(url, cpu: CPUFeatures(flags: ["*"]), checkTarget: false).header

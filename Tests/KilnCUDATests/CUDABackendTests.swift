@@ -1,0 +1,122 @@
+import Foundation
+import KilnCore
+import Testing
+
+@testable import KilnCUDA
+
+/// CPU-side checks of the CUDA backend (run everywhere) and GPU checks that skip cleanly when
+/// libcuda or a GPU is absent (CI, the CPU development machine).
+@Suite struct CUDABackendCPUTests {
+    @Test func libraryCandidatesHonourTheOverrideFolderFirst() {
+        let paths = CUDALibraries.candidates(for: .cublasLt, environment: ["KILN_CUDA_LIB_DIR": "/opt/a:/opt/b"])
+        #expect(paths.prefix(3) == ["/opt/a/libcublasLt.so.13", "/opt/b/libcublasLt.so.13", "libcublasLt.so.13"])
+        #expect(paths.contains("/usr/local/cuda/lib64/libcublasLt.so.13"))
+        #expect(CUDALibraries.candidates(for: .driver, environment: [:]).first == "libcuda.so.1")
+    }
+
+    @Test func missingLibraryErrorSaysWhatToDo() {
+        let error = CUDAError.libraryUnavailable(library: "libcuda.so.1", attempts: ["libcuda.so.1: cannot open shared object file"])
+        #expect(error.description.contains("KILN_CUDA_LIB_DIR"))
+        #expect(error.description.contains("cannot open shared object file"))
+    }
+
+    @Test func driverIsAbsentOrWorksWithoutCrashing() throws {
+        // On machines without the NVIDIA driver this must be a clean error, never a crash.
+        if !CUDADriver.isAvailable {
+            #expect(throws: CUDAError.self) { try CUDADriver.deviceCount() == 0 ? try CUDADriver.device(0) : CUDADriver.device(-1) }
+        } else {
+            #expect(try CUDADriver.deviceCount() > 0)
+        }
+    }
+
+    @Test func bumpAllocatorAlignsAndTracksHighWater() {
+        var allocator = BumpAllocator(capacity: 1024, alignment: 256)
+        #expect(allocator.allocate(10) == 0)
+        #expect(allocator.allocate(300) == 256)
+        #expect(allocator.allocate(500) == nil)  // 768 + 500 > 1024
+        #expect(allocator.highWater == 556)
+        allocator.reset()
+        #expect(allocator.allocate(1024) == 0)
+        #expect(allocator.highWater == 1024)
+    }
+
+    @Test func kernelSourceDeclaresEveryEntryPointAndTargetsTheGivenArch() {
+        for name in KernelSource.entryPoints {
+            #expect(KernelSource.source.contains("extern \"C\" __global__ void \(name)("), "missing \(name)")
+        }
+        #expect(KernelSource.options(architecture: "sm_90").contains("--gpu-architecture=sm_90"))
+        #expect(!KernelSource.source.contains("#include"))  // NVRTC builtin headers vary by version
+    }
+
+    @Test func attentionSharedMemoryFitsTheLimit() {
+        let limit = 227 * 1024  // H100 opt-in
+        let longest = KernelSource.maxAttentionSequence(headSize: 64, sharedMemoryLimit: limit)
+        #expect(longest >= 512)
+        #expect(KernelSource.attentionSharedBytes(sequence: longest, headSize: 64) <= limit)
+        #expect(KernelSource.attentionSharedBytes(sequence: longest + 1, headSize: 64) > limit)
+    }
+
+    @Test func maskStridesBroadcastLikeTheCPUEngine() {
+        let strides = maskStrides([2, 1, 1, 8], batch: 2, heads: 12, sequence: 8)
+        #expect(strides?.batch == 8 && strides?.head == 0 && strides?.row == 0)
+        #expect(maskStrides([2, 8, 9], batch: 2, heads: 12, sequence: 8) == nil)
+    }
+
+    @Test func halfPrecisionRoundTrips() {
+        let values: [Float] = [0, 1, -2.5, 65504, 1e-3]
+        let encoded = HalfPrecision.encode(values)
+        let decoded = encoded.withUnsafeBytes { HalfPrecision.decode($0.baseAddress!, count: values.count) }
+        for (a, b) in zip(values, decoded) { #expect(abs(a - b) <= abs(a) * 1e-3 + 1e-6) }
+    }
+
+    @Test func planTargetRefusesOtherGPUs() throws {
+        let h100 = CUDADeviceInfo(ordinal: 0, name: "NVIDIA H100", major: 9, minor: 0, multiprocessors: 132, totalMemory: 80 << 30,
+                                  sharedMemoryPerBlockOptin: 232_448, driverVersion: 13000)
+        let versions = CUDAVersions(driver: 13000, cublasLt: 130_000, nvrtc: "13.0")
+        let header = PlanHeader(
+            kilnVersion: "0.1.0", target: CUDAPlanTarget.target(for: h100), precision: "fp16", sourceModelSHA256: "x",
+            sourceModelName: "m.onnx", inputs: [], outputs: [], buildOptions: CUDAPlanTarget.buildOptions(device: h100, versions: versions),
+            createdAt: "now")
+        #expect(header.target.architecture == "sm_90")
+        try CUDAPlanTarget.checkCompatible(header, device: h100, versions: versions)
+        var a100 = h100
+        (a100.name, a100.major) = ("NVIDIA A100", 8)
+        #expect(throws: CUDAError.self) { try CUDAPlanTarget.checkCompatible(header, device: a100, versions: versions) }
+        #expect(throws: CUDAError.self) {
+            try CUDAPlanTarget.checkCompatible(header, device: h100, versions: CUDAVersions(driver: 12080, cublasLt: 130_000, nvrtc: "13.0"))
+        }
+        var cpu = header
+        cpu.target = PlanTarget(kind: "cpu", architecture: "avx2", requiredFeatures: [])
+        do {
+            try CUDAPlanTarget.checkCompatible(cpu, device: h100, versions: versions)
+            Issue.record("a CPU plan was accepted")
+        } catch let error as CUDAError {
+            #expect(error.description.contains("rebuild"))
+        }
+    }
+}
+
+/// NVRTC runs without a GPU: where libnvrtc is installed (pip `nvidia-cuda-nvrtc`, a CUDA
+/// toolkit), Kiln's kernel source must compile to an sm_90 CUBIN. Skipped where it is absent.
+@Suite struct NVRTCCompileTests {
+    static let available = (try? CUDALibraries.load(.nvrtc)) != nil
+
+    @Test(.enabled(if: available, "libnvrtc.so.13 not found (set KILN_CUDA_LIB_DIR)"))
+    func kernelSourceCompilesForHopper() throws {
+        let cubin = try KernelModule.compile(KernelSource.source, architecture: "sm_90")
+        #expect(cubin.count > 1000)
+        #expect(Array(cubin.prefix(4)) == [0x7f, 0x45, 0x4c, 0x46])  // an ELF image
+    }
+
+    @Test(.enabled(if: available, "libnvrtc.so.13 not found (set KILN_CUDA_LIB_DIR)"))
+    func compileErrorsCarryTheLog() {
+        do {
+            _ = try KernelModule.compile("extern \"C\" __global__ void broken( { }", architecture: "sm_90")
+            Issue.record("broken source compiled")
+        } catch let error as CUDAError {
+            #expect(error.description.contains("NVRTC"))
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+}
