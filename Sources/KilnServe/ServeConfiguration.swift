@@ -1,10 +1,13 @@
 import Foundation
+import Yams
 
 /// Per-model serving settings: batching, queueing, instances and version policy. Every field has a
-/// default that works; the config file (`--config FILE`, JSON) overrides per model.
+/// default that works; the config file (`--config FILE`, JSON or YAML) overrides per model.
 public struct ModelSettings: Sendable, Codable, Equatable {
     /// The most rows (utterances) one engine call takes.
     public var maxBatchSize: Int = 16
+    /// The most padded tokens (rows x longest row) one engine call takes; nil for no token limit.
+    public var maxBatchTokens: Int?
     /// How long the batcher waits for more requests after the first one arrives, in milliseconds.
     public var maxQueueDelayMs: Double = 5
     /// The most requests waiting in the queue; beyond it requests get 429 + Retry-After.
@@ -18,8 +21,23 @@ public struct ModelSettings: Sendable, Codable, Equatable {
 
     public init() {}
 
+    /// Checks the values a decoder cannot: sizes and delays in range.
+    /// - Parameter context: where the settings came from, for the message.
+    /// - Throws: ``ServeError/badRequest(_:)`` naming the first field out of range.
+    public func validate(context: String) throws {
+        func fail(_ field: String, _ rule: String) -> ServeError { .badRequest("\(context).\(field) \(rule)") }
+        if maxBatchSize < 1 { throw fail("max_batch_size", "must be at least 1") }
+        if let maxBatchTokens, maxBatchTokens < 1 { throw fail("max_batch_tokens", "must be at least 1") }
+        if maxQueueDelayMs < 0 { throw fail("max_queue_delay_ms", "must not be negative") }
+        if maxQueueSize < 1 { throw fail("max_queue_size", "must be at least 1") }
+        if queueTimeoutMs <= 0 { throw fail("queue_timeout_ms", "must be positive") }
+        if instances < 1 { throw fail("instances", "must be at least 1") }
+        if let version, version < 1 { throw fail("version", "must be at least 1") }
+    }
+
     enum CodingKeys: String, CodingKey {
         case maxBatchSize = "max_batch_size"
+        case maxBatchTokens = "max_batch_tokens"
         case maxQueueDelayMs = "max_queue_delay_ms"
         case maxQueueSize = "max_queue_size"
         case queueTimeoutMs = "queue_timeout_ms"
@@ -34,6 +52,7 @@ public struct ModelSettings: Sendable, Codable, Equatable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
         maxBatchSize = try container.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? maxBatchSize
+        maxBatchTokens = try container.decodeIfPresent(Int.self, forKey: .maxBatchTokens)
         maxQueueDelayMs = try container.decodeIfPresent(Double.self, forKey: .maxQueueDelayMs) ?? maxQueueDelayMs
         maxQueueSize = try container.decodeIfPresent(Int.self, forKey: .maxQueueSize) ?? maxQueueSize
         queueTimeoutMs = try container.decodeIfPresent(Double.self, forKey: .queueTimeoutMs) ?? queueTimeoutMs
@@ -47,6 +66,7 @@ public struct ModelSettings: Sendable, Codable, Equatable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(maxBatchSize, forKey: .maxBatchSize)
+        try container.encodeIfPresent(maxBatchTokens, forKey: .maxBatchTokens)
         try container.encode(maxQueueDelayMs, forKey: .maxQueueDelayMs)
         try container.encode(maxQueueSize, forKey: .maxQueueSize)
         try container.encode(queueTimeoutMs, forKey: .queueTimeoutMs)
@@ -92,7 +112,7 @@ public struct ServeConfiguration: Sendable {
         modelSettings[model] ?? defaultModelSettings
     }
 
-    /// The config file (JSON): `{"models": {"<name>": {ModelSettings...}}, "defaults": {...},
+    /// The config file (JSON, or the same keys in YAML): `{"models": {"<name>": {ModelSettings...}}, "defaults": {...},
     /// "admin_token": "...", "max_body_bytes": N, "max_text_characters": N, "load": ["name", ...]}`.
     public struct File: Sendable, Codable {
         public var models: [String: ModelSettings]?
@@ -108,20 +128,44 @@ public struct ServeConfiguration: Sendable {
             case maxBodyBytes = "max_body_bytes"
             case maxTextCharacters = "max_text_characters"
         }
+
+        /// Decodes a config file: YAML when the path ends in `.yaml`/`.yml`, JSON otherwise. Both go
+        /// through the same `Codable` keys, so a wrong type or key gives the same message in either.
+        static func decode(_ data: Data, path: String) throws -> File {
+            let isYAML = path.hasSuffix(".yaml") || path.hasSuffix(".yml")
+            do {
+                if isYAML {
+                    guard let text = String(data: data, encoding: .utf8) else {
+                        throw ServeError.badRequest("config file \(path): not UTF-8 text")
+                    }
+                    // A YAML file with only comments has no document; treat it as an empty config.
+                    if try Yams.compose(yaml: text) == nil { return File() }
+                    return try YAMLDecoder().decode(File.self, from: text)
+                }
+                return try JSONDecoder().decode(File.self, from: data)
+            } catch let error as ServeError {
+                throw error
+            } catch let error as YamlError {
+                throw ServeError.badRequest("config file \(path): invalid YAML: \(error)")
+            } catch {
+                throw ServeError.badRequest("config file \(path): \(DecodingErrorText.describe(error))")
+            }
+        }
     }
 
     /// Applies a config file on top of this configuration.
-    /// - Parameter url: a JSON config file.
+    /// - Parameter url: a JSON file, or a YAML file (`.yaml`/`.yml`); both have the same keys.
     /// - Throws: ``ServeError/badRequest(_:)`` describing what is wrong with the file.
     public mutating func apply(configFile url: URL) throws {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ServeError.badRequest("cannot read config file \(url.path): \(error.localizedDescription)")
         }
-        let file: File
-        do { file = try JSONDecoder().decode(File.self, from: data) } catch {
-            throw ServeError.badRequest("config file \(url.path): \(DecodingErrorText.describe(error))")
+        let file = try File.decode(data, path: url.path)
+        for (name, settings) in (file.models ?? [:]).sorted(by: { $0.key < $1.key }) {
+            try settings.validate(context: "config file \(url.path): models.\(name)")
         }
+        try file.defaults?.validate(context: "config file \(url.path): defaults")
         if let defaults = file.defaults { defaultModelSettings = defaults }
         for (name, settings) in file.models ?? [:] { modelSettings[name] = settings }
         if let token = file.adminToken, !token.isEmpty { adminToken = token }

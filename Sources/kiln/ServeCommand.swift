@@ -29,8 +29,8 @@ struct ServeCommand: ParsableCommand {
               POST|GET /admin/models/NAME/rollout
               POST /admin/models/NAME/rollout/promote|rollback
 
-            Config file (JSON; command-line options override it):
-              {"defaults": {...}, "models": {"NAME": {"max_batch_size": 16,
+            Config file (JSON, or YAML with the same keys; command-line options override it):
+              {"defaults": {...}, "models": {"NAME": {"max_batch_size": 16, "max_batch_tokens": 1024,
                "max_queue_delay_ms": 5, "max_queue_size": 256,
                "queue_timeout_ms": 10000, "instances": 1,
                "version_policy": {"specific": 2}}},
@@ -65,13 +65,16 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "The most utterances per engine call.")
     var maxBatchSize: Int?
 
+    @Option(help: "The most padded tokens (rows x longest row) per engine call; long utterances close a batch sooner.")
+    var maxBatchTokens: Int?
+
     @Option(help: "How long the batcher waits to fill a batch, in milliseconds.")
     var maxQueueDelayMs: Double?
 
     @Option(help: "The most queued requests per model; more get 429 with Retry-After.")
     var maxQueueSize: Int?
 
-    @Option(help: ArgumentHelp("A JSON config file with per-model settings.", valueName: "file"))
+    @Option(help: ArgumentHelp("A config file with per-model settings: JSON, or YAML (.yaml/.yml) with the same keys.", valueName: "file"))
     var config: String?
 
     @Option(help: "The admin API's bearer token (or set KILN_ADMIN_TOKEN); without one the admin API is disabled.")
@@ -83,6 +86,7 @@ struct ServeCommand: ParsableCommand {
     func validate() throws {
         if let instances, instances < 1 { throw ValidationError("--instances must be at least 1") }
         if let maxBatchSize, maxBatchSize < 1 { throw ValidationError("--max-batch-size must be at least 1") }
+        if let maxBatchTokens, maxBatchTokens < 1 { throw ValidationError("--max-batch-tokens must be at least 1") }
         if let maxQueueDelayMs, maxQueueDelayMs < 0 { throw ValidationError("--max-queue-delay-ms must not be negative") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
@@ -128,6 +132,7 @@ struct ServeCommand: ParsableCommand {
     private func applyOverrides(to settings: inout ModelSettings) {
         if let instances { settings.instances = instances }
         if let maxBatchSize { settings.maxBatchSize = maxBatchSize }
+        if let maxBatchTokens { settings.maxBatchTokens = maxBatchTokens }
         if let maxQueueDelayMs { settings.maxQueueDelayMs = maxQueueDelayMs }
         if let maxQueueSize { settings.maxQueueSize = maxQueueSize }
     }

@@ -160,4 +160,77 @@ struct AdminAndRolloutTests {
             #expect(try server.models.resolve("tiny-nlu").version == 2)
         }
     }
+
+    /// Sends `count` v2 JSON infer requests (4 clients, one text each) to `path`; returns the
+    /// failures and the versions that answered.
+    static func driveV2(port: Int, path: String, count: Int) async throws -> (failed: Int, versions: Set<String>) {
+        let direct = try DirectNLU()
+        let texts = ServeFixtures.texts(count)
+        let bodies = try texts.map { text -> String in
+            let rows = try InferenceProtocolTests.rows([text], direct: direct)
+            func tensor(_ name: String, _ values: [Int64]) -> String {
+                #"{"name": "\#(name)", "shape": \#(rows.shape), "datatype": "INT64", "data": \#(values)}"#
+            }
+            return #"{"inputs": [\#(tensor("input_ids", rows.ids)), \#(tensor("attention_mask", rows.mask)), \#(tensor("token_type_ids", rows.types))]}"#
+        }
+        return try await withThrowingTaskGroup(of: (Int, Set<String>).self) { group in
+            for clientIndex in 0..<4 {
+                group.addTask {
+                    try await withClient(port: port) { client in
+                        var failed = 0
+                        var versions: Set<String> = []
+                        for index in stride(from: clientIndex, to: count, by: 4) {
+                            let response = try await client.postJSON(path, bodies[index])
+                            if response.status != .ok { failed += 1; continue }
+                            if let version = try response.json["model_version"] as? String { versions.insert(version) }
+                        }
+                        return (failed, versions)
+                    }
+                }
+            }
+            return try await group.reduce(into: (0, [])) { $0.0 += $1.0; $0.1.formUnion($1.1) }
+        }
+    }
+
+    @Test("v2 infer takes part in roll-outs: a bad candidate (shuffled labels, same logits) is rolled back; pinned versions are not mirrored")
+    func v2RolloutRollsBackBadCandidate() async throws {
+        try await withServer(ServeFixtures.configuration { $0.adminToken = Self.token }) { server, port in
+            try await withClient(port: port) { client in
+                let start = try await client.postJSON(
+                    "/admin/models/tiny-nlu/rollout", #"{"candidate_version": 3, "percent": 50, "window_requests": 20}"#, headers: Self.bearer)
+                #expect(start.status == .ok, "\(start.text)")
+            }
+            // A pinned version answers itself and feeds nothing to the roll-out.
+            let pinned = try await Self.driveV2(port: port, path: "/v2/models/tiny-nlu/versions/1/infer", count: 40)
+            #expect(pinned.failed == 0 && pinned.versions == ["1"])
+            try await withClient(port: port) { client in
+                let status = try await client.get("/admin/models/tiny-nlu/rollout", headers: Self.bearer).json
+                #expect(status["state"] as? String == "running" && status["compared"] as? Int == 0, "\(status)")
+            }
+            let routed = try await Self.driveV2(port: port, path: "/v2/models/tiny-nlu/infer", count: 160)
+            #expect(routed.failed == 0, "no client sees a failure during the roll-out")
+            #expect(routed.versions.contains("3"), "the candidate answered part of the traffic before the roll-back")
+            try await withClient(port: port) { client in
+                let status = try await client.get("/admin/models/tiny-nlu/rollout", headers: Self.bearer).json
+                #expect(status["state"] as? String == "rolled_back", "\(status)")
+                #expect((status["reason"] as? String ?? "").contains("agrees"))
+            }
+            #expect(try server.models.resolve("tiny-nlu").version == 1)
+        }
+    }
+
+    @Test("v2 infer: a good candidate (same weights and labels) is promoted automatically")
+    func v2RolloutPromotesGoodCandidate() async throws {
+        try await withServer(ServeFixtures.configuration { $0.adminToken = Self.token }) { server, port in
+            try await withClient(port: port) { client in
+                let start = try await client.postJSON(
+                    "/admin/models/tiny-nlu/rollout",
+                    #"{"candidate_version": 2, "percent": 50, "window_requests": 20, "max_latency_ratio": 100}"#, headers: Self.bearer)
+                #expect(start.status == .ok, "\(start.text)")
+            }
+            let routed = try await Self.driveV2(port: port, path: "/v2/models/tiny-nlu/infer", count: 160)
+            #expect(routed.failed == 0)
+            #expect(try server.models.resolve("tiny-nlu").version == 2)
+        }
+    }
 }

@@ -41,6 +41,47 @@ struct DynamicBatcherTests {
         #expect(recorder.batches.flatMap { $0 }.sorted() == Array(0..<20))
     }
 
+    @Test("a token budget caps rows x longest row per batch; short items still fill max batch rows; an oversized item runs alone")
+    func tokenBudget() async throws {
+        // Items are their own length in tokens.
+        let recorder = Recorder(delay: 0.02)
+        let batcher = DynamicBatcher<Int, Int>(
+            settings: .init(maxBatchRows: 8, maxQueueDelay: 0.2, maxQueueSize: 100, instances: 1, maxBatchTokens: 64)
+        ) { _, items in recorder.run(items) }
+        func submitAll(_ lengths: [Int]) async throws -> [Int] {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for length in lengths { group.addTask { try await batcher.submit(length, length: length, timeout: 10).output } }
+                return try await group.reduce(into: []) { $0.append($1) }.sorted()
+            }
+        }
+        // Short items: 8 x 4 = 32 tokens, so the row limit, not the budget, closes the batch.
+        let short = Array(repeating: 4, count: 11)
+        #expect(try await submitAll(short) == short.map { $0 * 10 })
+        #expect(recorder.batches.contains { $0.count == 8 }, "short items fill the row limit: \(recorder.batches)")
+        // Mixed lengths: no batch over 64 padded tokens, except the 100-token item, which runs alone.
+        let mixed = [30, 30, 30, 100] + Array(repeating: 8, count: 6)
+        #expect(try await submitAll(mixed) == mixed.sorted().map { $0 * 10 })
+        await batcher.shutdown()
+        for batch in recorder.batches where batch != [100] {
+            #expect(batch.count * (batch.max() ?? 0) <= 64, "batch \(batch) is over the token budget")
+            #expect(batch.count <= 8)
+        }
+        #expect(recorder.batches.contains([100]), "an item over the budget runs alone: \(recorder.batches)")
+        #expect(recorder.batches.flatMap { $0 }.sorted() == (short + mixed).sorted())
+    }
+
+    @Test("a batch full by tokens runs without waiting for the queue delay")
+    func tokenBudgetFullRunsAtOnce() async throws {
+        let recorder = Recorder()
+        let batcher = DynamicBatcher<Int, Int>(
+            settings: .init(maxBatchRows: 16, maxQueueDelay: 5, maxQueueSize: 100, instances: 1, maxBatchTokens: 50)
+        ) { _, items in recorder.run(items) }
+        let start = ContinuousClock.now
+        _ = try await batcher.submit(40, length: 40, timeout: 10)
+        #expect(ContinuousClock.now - start < .seconds(2), "40 tokens leave no room for another 40-token row")
+        await batcher.shutdown()
+    }
+
     @Test("a lone request waits about max queue delay, not forever; a full batch doesn't wait")
     func queueDelay() async throws {
         let recorder = Recorder()

@@ -24,13 +24,34 @@ public struct BatcherSettings: Sendable, Equatable {
     public var maxQueueSize: Int
     /// Worker threads, one per engine instance.
     public var instances: Int
+    /// The most tokens one engine call computes, counted as the engine pays for them: rows x the
+    /// longest row (batches are padded to their longest request). nil: rows are the only limit.
+    /// A batch of short utterances fills up to `maxBatchRows`; long ones close the batch earlier,
+    /// so one long request does not make many short ones pay for its padding. A single request
+    /// over the budget still runs, alone.
+    public var maxBatchTokens: Int?
 
     /// Creates settings; all values are clamped to sensible minimums.
-    public init(maxBatchRows: Int, maxQueueDelay: Double, maxQueueSize: Int, instances: Int) {
+    public init(maxBatchRows: Int, maxQueueDelay: Double, maxQueueSize: Int, instances: Int, maxBatchTokens: Int? = nil) {
         self.maxBatchRows = max(1, maxBatchRows)
         self.maxQueueDelay = max(0, maxQueueDelay)
         self.maxQueueSize = max(1, maxQueueSize)
         self.instances = max(1, instances)
+        self.maxBatchTokens = maxBatchTokens.map { max(1, $0) }
+    }
+
+    /// Whether a batch of `rows` rows whose longest row has `length` tokens is over a limit.
+    func exceeds(rows: Int, length: Int) -> Bool {
+        if rows > maxBatchRows { return true }
+        if let maxBatchTokens, rows * length > maxBatchTokens { return true }
+        return false
+    }
+
+    /// Whether a batch of `rows` rows of up to `length` tokens has no room for another row.
+    func isFull(rows: Int, length: Int) -> Bool {
+        if rows >= maxBatchRows { return true }
+        if let maxBatchTokens, (rows + 1) * max(1, length) > maxBatchTokens { return true }
+        return false
     }
 }
 
@@ -55,7 +76,8 @@ public struct BatcherObserver: Sendable {
 ///
 /// Requests wait in a bounded queue (highest priority first, then arrival order). Each worker
 /// thread (one per engine instance) takes the oldest request, waits up to `maxQueueDelay` for more
-/// to arrive, then hands up to `maxBatchRows` rows to `runBatch` and resumes every caller with its
+/// to arrive, then hands up to `maxBatchRows` rows (and, when set, `maxBatchTokens` padded tokens)
+/// to `runBatch` and resumes every caller with its
 /// own slice of the result. A full queue refuses new requests at once (429 + Retry-After) instead
 /// of growing; a request that waited past its deadline fails with 503 instead of running late.
 /// `shutdown()` stops accepting, finishes everything queued, then stops the workers.
@@ -66,6 +88,8 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
     private struct Pending {
         var item: Item
         var rows: Int
+        /// Tokens in its longest row (what its rows cost in a padded batch).
+        var length: Int
         var priority: Int
         var sequence: UInt64
         var enqueued: UInt64
@@ -115,12 +139,15 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
     /// - Parameters:
     ///   - item: the request's rows.
     ///   - rows: how many rows it has (its share of `maxBatchRows`).
+    ///   - length: tokens in its longest row (its share of `maxBatchTokens`).
     ///   - priority: higher runs first; equal priorities run in arrival order.
     ///   - timeout: seconds it may wait in the queue.
     /// - Returns: its output and timings.
     /// - Throws: ``ServeError/queueFull(retryAfterSeconds:)``, ``ServeError/timedOut(_:)``,
     ///   ``ServeError/unavailable(_:)`` after shutdown, or what `runBatch` threw.
-    public func submit(_ item: Item, rows: Int = 1, priority: Int = 0, timeout: Double) async throws -> BatchedResult<Output> {
+    public func submit(_ item: Item, rows: Int = 1, length: Int = 1, priority: Int = 0, timeout: Double) async throws
+        -> BatchedResult<Output>
+    {
         try await withCheckedThrowingContinuation { continuation in
             let now = DispatchTime.now().uptimeNanoseconds
             condition.lock()
@@ -137,7 +164,7 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
             }
             sequence += 1
             let pending = Pending(
-                item: item, rows: max(1, rows), priority: priority, sequence: sequence, enqueued: now,
+                item: item, rows: max(1, rows), length: max(1, length), priority: priority, sequence: sequence, enqueued: now,
                 deadline: now &+ UInt64(max(0, timeout) * 1e9), continuation: continuation)
             // Insert after every request of equal or higher priority.
             let index = queue.lastIndex { $0.priority >= priority }.map { $0 + 1 } ?? 0
@@ -206,20 +233,25 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
     private func waitForBatchWindowLocked() {
         guard let oldest = queue.map(\.enqueued).min() else { return }
         let windowEnd = oldest &+ UInt64(settings.maxQueueDelay * 1e9)
-        while !stopping && !queue.isEmpty && queuedRowsLocked() < settings.maxBatchRows {
+        while !stopping && !queue.isEmpty && !nextBatchIsFullLocked() {
             let now = DispatchTime.now().uptimeNanoseconds
             if now >= windowEnd { break }
             _ = condition.wait(until: Date(timeIntervalSinceNow: Double(windowEnd - now) / 1e9))
         }
     }
 
-    private func queuedRowsLocked() -> Int {
+    /// Whether the requests at the head of the queue already fill a batch (rows or tokens), so
+    /// waiting longer cannot make it bigger.
+    private func nextBatchIsFullLocked() -> Bool {
         var rows = 0
+        var length = 0
         for pending in queue {
+            if rows > 0 && settings.exceeds(rows: rows + pending.rows, length: max(length, pending.length)) { return true }
             rows += pending.rows
-            if rows >= settings.maxBatchRows { break }
+            length = max(length, pending.length)
+            if settings.isFull(rows: rows, length: length) { return true }
         }
-        return rows
+        return false
     }
 
     /// Removes (lock held) the next batch from the queue, and the expired requests met on the way.
@@ -228,15 +260,17 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
         var batch: [Pending] = []
         var expired: [Pending] = []
         var rows = 0
+        var length = 0
         while let pending = queue.first {
             if pending.deadline < now {
                 expired.append(queue.removeFirst())
                 continue
             }
-            if !batch.isEmpty && rows + pending.rows > settings.maxBatchRows { break }
+            if !batch.isEmpty && settings.exceeds(rows: rows + pending.rows, length: max(length, pending.length)) { break }
             batch.append(queue.removeFirst())
             rows += pending.rows
-            if rows >= settings.maxBatchRows { break }
+            length = max(length, pending.length)
+            if settings.isFull(rows: rows, length: length) { break }
         }
         return (batch, expired)
     }

@@ -82,34 +82,73 @@ struct InferenceProtocolRoutes: Sendable {
         return model
     }
 
+    /// One v2 inference. Without a version in the path it goes where NLU traffic goes: during a
+    /// roll-out, requests in the candidate's share run on both versions, the comparison (labels of the
+    /// top intent and slot tags, ``OutputAgreement``) feeds the roll-out, and the candidate answers
+    /// unless it failed. A version in the path pins that version and takes no part in roll-outs.
     private func infer(_ request: Request, context: BasicRequestContext, body: [UInt8], labels: inout RequestScope.Labels) async throws
         -> Response
     {
+        var headerLength: Int?
+        if let text = request.headers[Self.headerLengthField] {
+            guard let value = Int(text) else { throw ServeError.badRequest("Inference-Header-Content-Length is not a number") }
+            headerLength = value
+        }
+        let pinned = !(context.parameters.get("version") ?? "").isEmpty
         var attempt = 0
         while true {
             attempt += 1
-            let model = try resolve(context, &labels)
-            var headerLength: Int?
-            if let text = request.headers[Self.headerLengthField] {
-                guard let value = Int(text) else { throw ServeError.badRequest("Inference-Header-Content-Length is not a number") }
-                headerLength = value
-            }
-            let inference = try V2InferenceRequest.decode(body, headerLength: headerLength, model: model, limits: scope.limits)
-            let result: BatchedResult<[String: Tensor]>
+            let resolved = try resolve(context, &labels)
+            let route = pinned ? ModelManager.Route(serving: resolved) : try models.route(resolved.name)
+            let inference = try V2InferenceRequest.decode(body, headerLength: headerLength, model: route.serving, limits: scope.limits)
+            let answer: (model: ServedModel, result: BatchedResult<[String: Tensor]>)
             do {
-                result = try await model.infer(inference.input, priority: 0, timeout: nil)
+                if let candidate = route.candidate, let rollout = route.rollout {
+                    answer = try await compare(inference.input, current: route.serving, candidate: candidate, rollout: rollout)
+                } else {
+                    answer = (route.serving, try await route.serving.infer(inference.input, priority: 0, timeout: nil))
+                }
             } catch ServeError.unavailable(let message) {
                 if attempt >= 5 { throw ServeError.unavailable(message) }
-                continue  // the version was retired under us (reload): route again
+                continue  // the version was retired under us (reload, promotion): route again
             }
+            let model = answer.model
+            labels = RequestScope.Labels(model: model.name, version: model.versionString)
             scope.metrics.recordTimings(model: model.name, version: model.versionString,
-                                        queueSeconds: result.queueSeconds, computeSeconds: result.computeSeconds)
-            let response = try V2InferenceResponse(model: model, request: inference, outputs: result.output)
+                                        queueSeconds: answer.result.queueSeconds, computeSeconds: answer.result.computeSeconds)
+            let response = try V2InferenceResponse(model: model, request: inference, outputs: answer.result.output)
             if let length = response.headerLength {
                 return HTTPReply.bytes(response.body, contentType: "application/octet-stream",
                                        extraHeaders: [Self.headerLengthField: String(length)])
             }
             return HTTPReply.bytes(response.body)
+        }
+    }
+
+    /// Runs one request on the current version and the candidate, reports both to the roll-out and
+    /// returns the candidate's answer (the current version's if the candidate failed).
+    private func compare(_ input: EngineInput, current: ServedModel, candidate: ServedModel, rollout: RolloutController)
+        async throws -> (model: ServedModel, result: BatchedResult<[String: Tensor]>)
+    {
+        async let currentRun = Result { try await current.infer(input, priority: 0, timeout: nil) }
+        async let candidateRun = Result { try await candidate.infer(input, priority: 0, timeout: nil) }
+        let (a, b) = await (currentRun, candidateRun)
+        let verdict = rollout.record(current: Self.outcome(a, card: current.card), candidate: Self.outcome(b, card: candidate.card))
+        models.apply(verdict, for: rollout)
+        if case .success(let result) = b { return (candidate, result) }
+        return (current, try a.get())
+    }
+
+    private static func outcome(_ result: Result<BatchedResult<[String: Tensor]>, any Error>, card: ModelCard)
+        -> RolloutController.Outcome
+    {
+        switch result {
+        case .success(let answer):
+            return .init(failed: false, milliseconds: (answer.queueSeconds + answer.computeSeconds) * 1000,
+                         signature: OutputAgreement.signature(of: answer.output, card: card))
+        case .failure:
+            // The input was validated before either version ran, so a failure here is the server's.
+            return .init(failed: true, milliseconds: 0, signature: nil)
         }
     }
 

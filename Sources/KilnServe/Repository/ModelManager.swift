@@ -20,6 +20,13 @@ public final class ModelManager: @unchecked Sendable {
         public var serving: ServedModel
         public var candidate: ServedModel?
         public var rollout: RolloutController?
+
+        /// A route to one version only, outside any roll-out.
+        public init(serving: ServedModel, candidate: ServedModel? = nil, rollout: RolloutController? = nil) {
+            self.serving = serving
+            self.candidate = candidate
+            self.rollout = rollout
+        }
     }
 
     /// The repository models load from.

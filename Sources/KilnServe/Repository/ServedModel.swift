@@ -70,7 +70,7 @@ public final class ServedModel: Sendable {
             batchCompleted: { _, _, _ in })
         let batcherSettings = BatcherSettings(
             maxBatchRows: settings.maxBatchSize, maxQueueDelay: settings.maxQueueDelayMs / 1000,
-            maxQueueSize: settings.maxQueueSize, instances: engines.count)
+            maxQueueSize: settings.maxQueueSize, instances: engines.count, maxBatchTokens: settings.maxBatchTokens)
         let instances = engines
         batcher = DynamicBatcher(settings: batcherSettings, observer: observer) { instance, inputs in
             let rows = inputs.reduce(0) { $0 + $1.rows }
@@ -102,7 +102,8 @@ public final class ServedModel: Sendable {
     ///   - timeout: seconds it may wait in the queue; nil for the model's setting.
     /// - Returns: the request's outputs and timings.
     public func infer(_ input: EngineInput, priority: Int = 0, timeout: Double? = nil) async throws -> BatchedResult<[String: Tensor]> {
-        try await batcher.submit(input, rows: input.rows, priority: priority, timeout: timeout ?? settings.queueTimeoutMs / 1000)
+        try await batcher.submit(input, rows: input.rows, length: input.length, priority: priority,
+                                 timeout: timeout ?? settings.queueTimeoutMs / 1000)
     }
 
     /// Requests waiting in this version's queue.
