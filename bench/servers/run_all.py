@@ -185,6 +185,7 @@ def main():
     parser.add_argument("--peers", default="torchserve,torchserve-batching,mlserver,kiln,kiln-1x2",
                         help="comma-separated subset; torchserve runs first (its max sets the fixed load)")
     parser.add_argument("--port", type=int, default=18081)
+    parser.add_argument("--kiln-max-batch", type=int, default=32, help="kiln serve --max-batch-size")
     parser.add_argument("--out", help="results file (default bench/results/<date>-servers.md)")
     args = parser.parse_args()
 
@@ -203,9 +204,11 @@ def main():
         factories.append(("mlserver", lambda: peers.mlserver_peer(args.model_dir, args.port)))
     if "kiln" in wanted:
         for precision in kiln_precisions(args.kiln):
-            factories.append((f"kiln-{precision}", lambda p=precision: peers.kiln_peer(args.kiln, args.model_dir, args.port, p)))
+            factories.append((f"kiln-{precision}", lambda p=precision: peers.kiln_peer(
+                args.kiln, args.model_dir, args.port, p, max_batch=args.kiln_max_batch)))
     if "kiln-1x2" in wanted:
-        factories.append(("kiln-fp32-1x2", lambda: peers.kiln_peer(args.kiln, args.model_dir, args.port, instances=1)))
+        factories.append(("kiln-fp32-1x2", lambda: peers.kiln_peer(
+            args.kiln, args.model_dir, args.port, instances=1, max_batch=args.kiln_max_batch)))
 
     started = datetime.datetime.now(datetime.timezone.utc)
     results, fixed_rate, failures = [], None, []
