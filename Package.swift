@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnONNX", "KilnKernels", "KilnPasses", "KilnRuntime", "KilnText", "KilnServe",
+                "KilnCore", "KilnONNX", "KilnKernels", "KilnPasses", "KilnRuntime", "KilnText", "KilnServe", "KilnCalibration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -31,8 +31,11 @@ struct BuildCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the plan (default: MODEL with .kiln).")
     var output: String?
 
-    @Option(help: "fp32, or bf16 (needs AVX512_BF16; the NLU heads stay fp32 unless --bf16-heads).")
+    @Option(help: "fp32, bf16 (needs AVX512_BF16; the NLU heads stay fp32 unless --bf16-heads), int8 (needs --calibration) or int8-dynamic.")
     var precision: String = "fp32"
+
+    @OptionGroup(title: "INT8")
+    var int8Options: Int8BuildOptions
 
     @Flag(help: "Run the NLU heads (intent/slot projections) in bf16 too.")
     var bf16Heads = false
@@ -53,9 +56,10 @@ struct BuildCommand: ParsableCommand {
     var tolerance: Float = 1e-4
 
     func validate() throws {
-        guard ["fp32", "bf16"].contains(precision) else {
-            throw ValidationError("--precision must be fp32 or bf16 (int8 arrives with calibration)")
+        guard ["fp32", "bf16", "int8", "int8-dynamic"].contains(precision) else {
+            throw ValidationError("--precision must be fp32, bf16, int8 or int8-dynamic")
         }
+        try int8Options.validate(precision: precision)
         guard maxBatch >= 1, maxSeq >= 2 else { throw ValidationError("--max-batch must be >= 1 and --max-seq >= 2") }
         let known = Set(KilnOptimizer.standardPassNames + ["all"])
         for name in dumpAfter where !known.contains(name) {
@@ -68,7 +72,8 @@ struct BuildCommand: ParsableCommand {
         let sourceURL = URL(fileURLWithPath: model)
         let outputPath = output ?? sourceURL.deletingPathExtension().appendingPathExtension("kiln").path
         let compiler = PlanCompiler(
-            precision: precision, keepHeadsInFP32: !bf16Heads, maxBatch: maxBatch, maxSeq: maxSeq, dumpAfter: Set(dumpAfter))
+            precision: precision, keepHeadsInFP32: !bf16Heads, maxBatch: maxBatch, maxSeq: maxSeq, dumpAfter: Set(dumpAfter),
+            int8: try int8Options.settings(precision: precision, model: sourceURL))
 
         let compiled = try Progress.step(1, of: 4, "importing and optimizing \(sourceURL.lastPathComponent)") {
             try compiler.compile(sourceURL, log: { Progress.note($0) })

@@ -30,7 +30,10 @@ struct InspectCommand: ParsableCommand {
         if json {
             try printJSON(graph, unsupported: Array(Set(unsupported)).sorted())
         } else {
-            if let header = loaded.planHeader { printPlanHeader(header) }
+            if let header = loaded.planHeader {
+                printPlanHeader(header)
+                LayerPrecision.print(graph)
+            }
             printText(graph, unsupported: Array(Set(unsupported)).sorted())
         }
     }

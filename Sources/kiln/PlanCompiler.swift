@@ -14,6 +14,8 @@ struct PlanCompiler {
     var maxBatch = 16
     var maxSeq = 128
     var dumpAfter: Set<String> = []
+    /// INT8 settings for `int8` / `int8-dynamic` plans (see `Int8Build.swift`).
+    var int8: Int8Settings?
 
     /// The product of one compilation.
     struct Output {
@@ -35,11 +37,19 @@ struct PlanCompiler {
         let graph = try ONNXImporter().load(data: bytes, directory: modelURL.deletingLastPathComponent(), source: modelURL.lastPathComponent)
         log("imported \(modelURL.lastPathComponent): \(graph.nodes.count) nodes, \(graph.parameterCount.formatted()) parameters, opset \(graph.opset)")
         let opset = graph.opset
-        let result = try KilnOptimizer.optimize(
+        // INT8 plans are optimized as fp32, then the quantization pass rewrites the GEMMs.
+        var result = try KilnOptimizer.optimize(
             graph, evaluate: { try ReferenceKernels.run($0, inputs: $1, opset: opset) },
             options: OptimizationOptions(
-                precision: precision, keepHeadsInFP32: keepHeadsInFP32, dumpAfter: dumpAfter, memoryPlanShape: (maxBatch, maxSeq)),
+                precision: precision.hasPrefix("int8") ? "fp32" : precision, keepHeadsInFP32: keepHeadsInFP32, dumpAfter: dumpAfter, memoryPlanShape: (maxBatch, maxSeq)),
             log: log)
+        if precision.hasPrefix("int8") {
+            let settings = int8 ?? Int8Settings(activationScales: nil)
+            if precision == "int8" && settings.activationScales == nil {
+                throw KilnError.invalidInput("int8 plans need a calibration cache (`kiln calibrate`); use int8-dynamic without one")
+            }
+            try settings.apply(to: &result, log: log)
+        }
         var sections: [String: Data] = [:]
         if let memoryPlan = result.memoryPlan { sections["memory-plan"] = try JSONEncoder().encode(memoryPlan) }
         let cardURL = modelURL.deletingLastPathComponent().appendingPathComponent("model.json")
