@@ -157,6 +157,8 @@ final class CUDAExecutor {
         }
         let (batch, sequence, hidden) = (q.shape[0], q.shape[1], q.shape[2])
         let headSize = hidden / heads
+        // The kernel moves fp16 pairs (4-byte accesses).
+        guard headSize % 2 == 0, q.rowStride % 2 == 0, [q.address, k.address, v.address].allSatisfy({ $0 % 4 == 0 }) else { return false }
         var maskAddress: kcu_deviceptr = 0
         var strides = (batch: 0, head: 0, row: 0)
         if node.inputs.count > 3 && !node.inputs[3].isEmpty {

@@ -122,11 +122,23 @@ public enum KernelSource {
     }
 
     // In place: x[r, c] = gelu(x[r, c] + bias[c]) (the erf GELU cuBLASLt's epilogue lacks).
-    // Rows are grid-strided and columns block-strided, so no per-element 64-bit division.
+    // Rows are grid-strided and columns block-strided (no per-element 64-bit division); even
+    // widths go two halves per 4-byte access.
     extern "C" __global__ void kiln_bias_gelu(half_t* x, const half_t* bias, int rows, int width) {
         for (int r = blockIdx.x; r < rows; r += gridDim.x) {
             half_t* row = x + (long long)r * width;
-            for (int c = threadIdx.x; c < width; c += blockDim.x) row[c] = f2h(gelu_erf(h2f(row[c]) + h2f(bias[c])));
+            if (width & 1) {
+                for (int c = threadIdx.x; c < width; c += blockDim.x) row[c] = f2h(gelu_erf(h2f(row[c]) + h2f(bias[c])));
+                continue;
+            }
+            unsigned int* pairs = (unsigned int*)row;
+            const unsigned int* bpairs = (const unsigned int*)bias;
+            for (int c = threadIdx.x; c < (width >> 1); c += blockDim.x) {
+                unsigned int w = pairs[c], b = bpairs[c];
+                float lo = gelu_erf(h2f((half_t)(w & 0xffffu)) + h2f((half_t)(b & 0xffffu)));
+                float hi = gelu_erf(h2f((half_t)(w >> 16)) + h2f((half_t)(b >> 16)));
+                pairs[c] = (unsigned int)f2h(lo) | ((unsigned int)f2h(hi) << 16);
+            }
         }
     }
 
@@ -171,10 +183,12 @@ public enum KernelSource {
 
     // Multi-head attention for short sequences, one block per (head, batch, 16 query rows).
     // Q/K/V rows are `qkv_stride` halves apart (the fused QKV GEMM output read in place); the head
-    // h of token t starts at t * qkv_stride + h * head_size. K and V of the head are staged in
-    // shared memory (fp16); each warp owns query rows: scores (lanes over keys), softmax with warp
-    // reductions in fp32, then context (lanes over head dims). mask[b, h, i, j] is additive fp32
-    // with broadcast strides (0 for broadcast axes); mask may be null.
+    // h of token t starts at t * qkv_stride + h * head_size. Needs even head_size and qkv_stride
+    // (4-byte half pairs; the host checks). K and V of the head are staged in shared memory
+    // (fp16; K rows padded one bank apart so lanes reading different keys don't conflict); each
+    // warp owns query rows: scores (lanes over keys, two accumulators), softmax with warp
+    // reductions in fp32, then context (lanes over pairs of head dims). mask[b, h, i, j] is
+    // additive fp32 with broadcast strides (0 for broadcast axes); mask may be null.
     extern "C" __global__ void kiln_attention(const half_t* q, const half_t* k, const half_t* v, long long qkv_stride,
                                               const float* mask, long long mask_batch, long long mask_head, long long mask_row,
                                               half_t* out, long long out_stride, int seq, int head_size, float scale,
@@ -182,18 +196,20 @@ public enum KernelSource {
         extern __shared__ unsigned char shared[];
         int head = blockIdx.x, batch = blockIdx.y;
         int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        int kstride = head_size + 2;
+        int pairs = head_size >> 1;
         half_t* ks = (half_t*)shared;
-        int kstride = head_size + 2;  // pad K rows one bank apart: lanes read different keys
         half_t* vs = ks + seq * kstride;
         float* qs = (float*)(vs + seq * head_size) + warp * (head_size + seq);
         float* ps = qs + head_size;
         long long token0 = (long long)batch * seq;
         int col0 = head * head_size;
-        for (int idx = threadIdx.x; idx < seq * head_size; idx += blockDim.x) {
-            int t = idx / head_size, d = idx - t * head_size;
-            long long src = (token0 + t) * qkv_stride + col0 + d;
-            ks[t * kstride + d] = k[src];
-            vs[idx] = v[src];
+        for (int t = warp; t < seq; t += warps) {
+            const unsigned int* krow = (const unsigned int*)(k + (token0 + t) * qkv_stride + col0);
+            const unsigned int* vrow = (const unsigned int*)(v + (token0 + t) * qkv_stride + col0);
+            unsigned int* kd = (unsigned int*)(ks + t * kstride);
+            unsigned int* vd = (unsigned int*)(vs + t * head_size);
+            for (int p = lane; p < pairs; p += 32) { kd[p] = krow[p]; vd[p] = vrow[p]; }
         }
         __syncthreads();
         int first = blockIdx.z * rows_per_block;
@@ -205,9 +221,15 @@ public enum KernelSource {
             const float* mrow = mask ? mask + batch * mask_batch + head * mask_head + i * mask_row : 0;
             float best = KILN_NEG_INF;
             for (int j = lane; j < seq; j += 32) {
-                const half_t* kr = ks + j * kstride;
-                float s = 0.f;
-                for (int d = 0; d < head_size; d++) s += qs[d] * h2f(kr[d]);
+                const unsigned int* kr = (const unsigned int*)(ks + j * kstride);
+                float a0 = 0.f, a1 = 0.f;
+                #pragma unroll 8
+                for (int p = 0; p < pairs; p++) {
+                    unsigned int w = kr[p];
+                    a0 += qs[2 * p] * h2f((half_t)(w & 0xffffu));
+                    a1 += qs[2 * p + 1] * h2f((half_t)(w >> 16));
+                }
+                float s = a0 + a1;
                 if (mrow) s += mrow[j];
                 ps[j] = s;
                 best = fmaxf(best, s);
@@ -223,12 +245,20 @@ public enum KernelSource {
             __syncwarp();
             bool empty = !(total > 0.f);
             float inv = empty ? 0.f : 1.f / total;
+            float nan = __int_as_float(0x7fc00000);
             long long orow = (token0 + i) * out_stride + col0;
-            for (int d = lane; d < head_size; d += 32) {
-                float acc = 0.f;
-                for (int j = 0; j < seq; j++) acc += ps[j] * h2f(vs[j * head_size + d]);
-                float value = empty ? (nan_to_zero ? 0.f : __int_as_float(0x7fc00000)) : acc * inv;
-                out[orow + d] = f2h(value);
+            for (int p = lane; p < pairs; p += 32) {
+                float c0 = 0.f, c1 = 0.f;
+                #pragma unroll 4
+                for (int j = 0; j < seq; j++) {
+                    unsigned int w = ((const unsigned int*)(vs + j * head_size))[p];
+                    float pj = ps[j];
+                    c0 += pj * h2f((half_t)(w & 0xffffu));
+                    c1 += pj * h2f((half_t)(w >> 16));
+                }
+                float v0 = empty ? (nan_to_zero ? 0.f : nan) : c0 * inv;
+                float v1 = empty ? (nan_to_zero ? 0.f : nan) : c1 * inv;
+                ((unsigned int*)(out + orow))[p] = (unsigned int)f2h(v0) | ((unsigned int)f2h(v1) << 16);
             }
             __syncwarp();
         }
