@@ -89,8 +89,9 @@ class LoadGenerator:
     def __init__(self, kiln: str, texts: str, sla_ms: float, warmup: float, prefer: str):
         self.texts, self.sla_ms, self.warmup = texts, sla_ms, warmup
         self.python = [os.path.join(peers.HERE, ".venv-runner", "bin", "python"), os.path.join(peers.HERE, "loadgen.py")]
-        has_bench = prefer != "python" and os.path.exists(kiln) and subprocess.run(
-            [kiln, "bench", "--help"], capture_output=True).returncode == 0
+        # An older kiln answers `bench --help` with its top-level help (exit 0): look for bench's own option.
+        has_bench = prefer != "python" and os.path.exists(kiln) and "--api" in subprocess.run(
+            [kiln, "bench", "--help"], capture_output=True, text=True).stdout
         if prefer == "kiln" and not has_bench:
             raise SystemExit(f"{kiln} has no `bench` subcommand; rebuild kiln or use --generator python")
         self.command = [kiln, "bench"] if has_bench else self.python
