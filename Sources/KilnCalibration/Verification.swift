@@ -41,7 +41,8 @@ public struct VerificationReport: Sendable, Codable {
         func row(_ name: String, _ scores: NLUScores) -> String {
             String(format: "%@ %10.2f %10.2f %12.2f", name.padding(toLength: 28, withPad: " ", startingAt: 0), scores.intent, scores.slotF1, scores.sentenceAccuracy)
         }
-        let header = "".padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %10@ %10@ %12@", "intent", "slot F1", "sentence")
+        func right(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+        let header = "".padding(toLength: 28, withPad: " ", startingAt: 0) + " " + right("intent", 10) + " " + right("slot F1", 10) + " " + right("sentence", 12)
         return [
             "\(engine.count) utterances; intent = \(engine.intentMetric)",
             header,
