@@ -99,19 +99,28 @@ for info in session.get_inputs():
     else: feed[info.name] = ((np.arange(batch * seq) * 7 + 3) % 100).reshape(batch, seq).astype(np.int64)
 start = time.perf_counter()
 while time.perf_counter() - start < seconds: session.run(None, feed)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+time.sleep(0.2)  # let the parent's /proc poll see the final high-water mark
 """
 
 
 def peak_rss_mib(command):
-    """Peak resident memory (MiB) of a child process run to completion (wait4's ru_maxrss)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    process.stdout.read()
+    """Peak resident memory (MiB) of a child process: its VmHWM, polled from /proc until it exits.
+    (wait4's ru_maxrss is no good here: a child forked from this Python process starts with
+    Python's high-water mark, ORT sessions included.)"""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak_kib = 0
+    while process.poll() is None:
+        try:
+            with open(f"/proc/{process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak_kib = max(peak_kib, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.05)
     if process.returncode != 0:
         raise RuntimeError(f"{command[0]} exited with {process.returncode}")
-    return usage.ru_maxrss / 1024
+    return peak_kib / 1024
 
 
 def rss_table(kiln, plan, model, threads, batch, seq, seconds):
