@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnONNX", "KilnKernels", "KilnPasses", "KilnRuntime", "KilnText", "KilnServe", "KilnCalibration", "KilnBench",
+                "KilnCore", "KilnONNX", "KilnKernels", "KilnPasses", "KilnRuntime", "KilnText", "KilnServe", "KilnCalibration", "KilnBench", "KilnCUDA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

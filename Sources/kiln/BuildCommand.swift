@@ -31,6 +31,12 @@ struct BuildCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the plan (default: MODEL with .kiln).")
     var output: String?
 
+    @Option(help: "cpu (default), or cuda: an fp16 engine for the NVIDIA GPU present (needs --precision fp16).")
+    var target: String = "cpu"
+
+    @Option(help: "The GPU ordinal for --target cuda.")
+    var device: Int = 0
+
     @Option(help: "fp32, bf16 (needs AVX512_BF16; the NLU heads stay fp32 unless --bf16-heads), int8 (needs --calibration) or int8-dynamic.")
     var precision: String = "fp32"
 
@@ -56,6 +62,8 @@ struct BuildCommand: ParsableCommand {
     var tolerance: Float = 1e-4
 
     func validate() throws {
+        if target == "cuda" { return try CUDABuild.validate(self) }
+        guard target == "cpu" else { throw ValidationError("--target must be cpu or cuda") }
         guard ["fp32", "bf16", "int8", "int8-dynamic"].contains(precision) else {
             throw ValidationError("--precision must be fp32, bf16, int8 or int8-dynamic")
         }
@@ -68,6 +76,7 @@ struct BuildCommand: ParsableCommand {
     }
 
     func run() throws {
+        if target == "cuda" { return try CUDABuild.run(self) }
         let started = ContinuousClock.now
         let sourceURL = URL(fileURLWithPath: model)
         let outputPath = output ?? sourceURL.deletingPathExtension().appendingPathExtension("kiln").path

@@ -1,4 +1,5 @@
 import Foundation
+import KilnCUDA
 import KilnCore
 import KilnONNX
 import KilnRuntime
@@ -16,6 +17,10 @@ enum ModelLoading {
     static func load(_ path: String, checksOperatorCoverage: Bool = true) throws -> Loaded {
         let url = URL(fileURLWithPath: path)
         if isPlan(path) {
+            if try PlanFile.readHeader(url).target.kind == CUDAPlanTarget.kind {
+                let plan = try PlanFile.readForDevice(url, kind: CUDAPlanTarget.kind)
+                return Loaded(graph: plan.graph, planHeader: plan.header)
+            }
             let plan = try PlanFile.read(url)
             return Loaded(graph: plan.graph, planHeader: plan.header)
         }
@@ -25,6 +30,9 @@ enum ModelLoading {
     /// The engine that runs `loaded`: the compiled CPU engine for a plan, the reference
     /// executor (exact, slow: the yardstick) for an ONNX model.
     static func engine(for loaded: Loaded) throws -> any InferenceEngine {
+        if let header = loaded.planHeader, header.target.kind == CUDAPlanTarget.kind {
+            return try CUDASupport.engine(graph: loaded.graph, header: header)
+        }
         if loaded.planHeader != nil { return try Engine(graph: loaded.graph) }
         return try ReferenceExecutor(graph: loaded.graph)
     }

@@ -1,0 +1,101 @@
+// CUDA support for the `kiln` tool: building CUDA plans and running them behind InferenceEngine.
+// Why here: KilnCUDA depends only on KilnCore (the layering in DESIGN.md), so the adapter to
+// KilnRuntime's protocol and the wiring to the reference kernels (for the few host-side nodes)
+// live in the executable that sees both.
+import ArgumentParser
+import Foundation
+import KilnCUDA
+import KilnCore
+import KilnKernels
+import KilnRuntime
+
+/// A ``CUDAEngine`` seen as an ``InferenceEngine`` (kiln run, kiln serve).
+struct CUDAInferenceEngine: InferenceEngine {
+    let engine: CUDAEngine
+    var inputSignature: [ValueInfo] { engine.inputSignature }
+    var outputSignature: [ValueInfo] { engine.outputSignature }
+    func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] { try engine.run(inputs) }
+}
+
+enum CUDASupport {
+    /// Host-side nodes of a CUDA engine run on the reference kernels.
+    static let hostEvaluator: HostEvaluator = { node, inputs, opset in try ReferenceKernels.run(node, inputs: inputs, opset: opset) }
+
+    /// An engine for a CUDA plan on GPU `ordinal`; refuses plans built for another GPU
+    /// architecture, cuBLASLt version or a newer driver (CUDAPlanTarget.checkCompatible).
+    static func engine(graph: Graph, header: PlanHeader, ordinal: Int = 0) throws -> CUDAInferenceEngine {
+        let device = try CUDADriver.device(ordinal)
+        // Check the architecture before compiling anything for this GPU.
+        guard header.target.kind == CUDAPlanTarget.kind, header.target.architecture == device.architecture else {
+            throw CUDAError.planMismatch(
+                "plan was built for \(header.target.kind) \(header.target.architecture) (\(header.buildOptions["cuda_device"] ?? "unknown device")); this GPU is \(device.name) (\(device.architecture))")
+        }
+        let engine = try CUDAEngine(
+            graph: graph,
+            options: CUDAEngineOptions(
+                deviceOrdinal: ordinal, maxBatch: Int(header.buildOptions["max_batch"] ?? "") ?? 16,
+                maxSequence: Int(header.buildOptions["max_seq"] ?? "") ?? 128),
+            hostEvaluator: hostEvaluator)
+        try CUDAPlanTarget.checkCompatible(header, device: engine.device, versions: engine.versions)
+        return CUDAInferenceEngine(engine: engine)
+    }
+
+    /// Turns a compiled CPU-independent plan into a CUDA fp16 plan: builds the engine on the GPU
+    /// that is present (NVRTC kernels for its arch, cuBLASLt algorithms timed per GEMM shape),
+    /// checks it against the reference executor and records GPU, driver and library versions.
+    static func makePlan(from compiled: PlanCompiler.Output, ordinal: Int, maxBatch: Int, maxSeq: Int, tolerance: Float, verify: Bool) throws -> Plan {
+        let engine = try Progress.step(2, of: 4, "building the CUDA engine (NVRTC kernels, cuBLASLt autotuning)") {
+            try CUDAEngine(
+                graph: compiled.plan.graph,
+                options: CUDAEngineOptions(deviceOrdinal: ordinal, maxBatch: maxBatch, maxSequence: maxSeq, autotune: true),
+                hostEvaluator: hostEvaluator)
+        }
+        Progress.note("\(engine.device.name) \(engine.device.architecture), driver \(engine.versions.driver), cuBLASLt \(engine.versions.cublasLt), NVRTC \(engine.versions.nvrtc); arena \(engine.arenaBytes >> 20) MiB")
+        for (op, counts) in engine.placement.sorted(by: { $0.key < $1.key }) { Progress.note("\(op): \(counts.gpu) on the GPU, \(counts.host) on the host") }
+        if verify {
+            try Progress.step(3, of: 4, "checking against the unoptimized model (batch 2, seq 9)") {
+                let error = try EngineCheck.maxAbsDifference(engine: CUDAInferenceEngine(engine: engine), reference: ReferenceExecutor(graph: compiled.sourceGraph))
+                Progress.note("max-abs difference \(error) (fp16 tolerance \(tolerance))")
+                guard error <= tolerance else {
+                    throw KilnError.invalidModel("the CUDA fp16 engine differs from the model by \(error) > \(tolerance)")
+                }
+            }
+        }
+        var plan = compiled.plan
+        plan.header.target = CUDAPlanTarget.target(for: engine.device)
+        plan.header.precision = "fp16"
+        plan.header.buildOptions.merge(CUDAPlanTarget.buildOptions(device: engine.device, versions: engine.versions)) { $1 }
+        plan.header.buildOptions["max_batch"] = String(maxBatch)
+        plan.header.buildOptions["max_seq"] = String(maxSeq)
+        plan.sections["cuda-gemm-timing-cache"] = try JSONEncoder().encode(engine.gemmChoices)
+        return plan
+    }
+}
+
+/// `kiln build --target cuda`: the GPU half of BuildCommand (kept here so BuildCommand only
+/// gains the option and a hand-off).
+enum CUDABuild {
+    static func validate(_ command: BuildCommand) throws {
+        guard command.precision == "fp16" else {
+            throw ValidationError("--target cuda builds fp16 engines (fp16 GEMMs with fp32 accumulation, fp32 NLU heads): use --precision fp16")
+        }
+        guard command.maxBatch >= 1, command.maxSeq >= 2 else { throw ValidationError("--max-batch must be >= 1 and --max-seq >= 2") }
+    }
+
+    static func run(_ command: BuildCommand) throws {
+        let started = ContinuousClock.now
+        let sourceURL = URL(fileURLWithPath: command.model)
+        let outputPath = command.output ?? sourceURL.deletingPathExtension().appendingPathExtension("cuda.kiln").path
+        // The graph is optimized in fp32; the CUDA engine lowers it to fp16 kernels itself.
+        let compiler = PlanCompiler(precision: "fp32", keepHeadsInFP32: true, maxBatch: command.maxBatch, maxSeq: command.maxSeq,
+                                    dumpAfter: Set(command.dumpAfter))
+        let compiled = try Progress.step(1, of: 4, "importing and optimizing \(sourceURL.lastPathComponent)") {
+            try compiler.compile(sourceURL, log: { Progress.note($0) })
+        }
+        let plan = try CUDASupport.makePlan(
+            from: compiled, ordinal: command.device, maxBatch: command.maxBatch, maxSeq: command.maxSeq,
+            tolerance: max(command.tolerance, 2e-2), verify: !command.noVerify)
+        try Progress.step(4, of: 4, "writing \(outputPath)") { try PlanFile.write(plan, to: URL(fileURLWithPath: outputPath)) }
+        print("built \(outputPath) (fp16, cuda \(plan.header.target.architecture), \(plan.header.buildOptions["cuda_device"] ?? "")) in \((ContinuousClock.now - started).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
+    }
+}
