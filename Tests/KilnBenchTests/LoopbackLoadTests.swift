@@ -80,9 +80,10 @@ struct LoopbackLoadTests {
         #expect(result.errors == 0, "\(result.errorKinds)")
         #expect(result.requests > 20)
         #expect(result.requests == server.count("/v1/parse"))
-        #expect(result.slaAttainment == 1)
+        // Timing bounds are loose on purpose: CI machines are shared and slow; what this test pins is counting.
+        #expect(result.slaAttainment > 0.5)
         #expect(result.throughputRPS > 0 && result.latency.p50 > 0 && result.latency.p50 <= result.latency.p99)
-        #expect(result.durationSeconds >= 1 && result.durationSeconds < 3)
+        #expect(result.durationSeconds >= 1 && result.durationSeconds < 10)
     }
 
     @Test("open loop: exactly the Poisson schedule's requests are sent, at about the offered rate")
