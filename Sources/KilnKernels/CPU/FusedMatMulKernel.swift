@@ -57,7 +57,7 @@ public final class FusedMatMulKernel: @unchecked Sendable {
     private let biasMemory: dnnl_memory_t?
     private let biasStorage: UnsafeMutablePointer<Float>?
     private let attributes: dnnl_primitive_attr_t
-    private let cache = PrimitiveCache()
+    private let cache = MatMulPrimitiveCache()
 
     /// Packs `weights` and prepares the epilogue.
     /// - Parameters:
@@ -157,7 +157,7 @@ public final class FusedMatMulKernel: @unchecked Sendable {
             var weightsHandle: dnnl_memory_t?
             try OneDNN.check(dnnl_memory_create(&weightsHandle, &packed, engine.handle, packedWeights), "wrap packed weights")
             weightsMemory = weightsHandle!
-            try FusedMatMulKernel.reorder(weights, rows: inputSize, columns: outputSize, into: weightsMemory, descriptor: packed, engine: engine)
+            try OneDNN.packWeights(UnsafeRawPointer(weights.baseAddress!), rows: inputSize, columns: outputSize, dataType: dnnl_f32, into: weightsMemory, descriptor: packed, engine: engine)
 
             if let bias {
                 let storage = UnsafeMutablePointer<Float>.allocate(capacity: outputSize)
@@ -242,7 +242,7 @@ public final class FusedMatMulKernel: @unchecked Sendable {
             (DNNL_ARG_DST, destination!), biasMemory.map { (DNNL_ARG_BIAS, $0) })
     }
 
-    private func primitive(rows: Int) throws -> PrimitiveCache.Entry {
+    private func primitive(rows: Int) throws -> MatMulPrimitiveCache.Entry {
         guard rows > 0 else {
             throw KilnError.invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: "rows must be positive, got \(rows)")
         }
@@ -253,7 +253,7 @@ public final class FusedMatMulKernel: @unchecked Sendable {
             defer { dnnl_primitive_desc_destroy(descriptor) }
             var primitive: dnnl_primitive_t?
             try OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "create a matmul primitive")
-            return PrimitiveCache.Entry(
+            return MatMulPrimitiveCache.Entry(
                 primitive: primitive!,
                 sourceDescriptor: dnnl_primitive_desc_query_md(descriptor, dnnl_query_src_md, 0)!.pointee,
                 destinationDescriptor: dnnl_primitive_desc_query_md(descriptor, dnnl_query_dst_md, 0)!.pointee,
@@ -302,56 +302,5 @@ public final class FusedMatMulKernel: @unchecked Sendable {
             dnnl_primitive_desc_create(&descriptor, &operation, attributes, engine.handle, nil),
             "create a \(precision) matmul [\(rows), \(inputSize)]×[\(inputSize), \(outputSize)]")
         return descriptor!
-    }
-
-    private static func reorder(
-        _ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, into packed: dnnl_memory_t,
-        descriptor: dnnl_memory_desc_t, engine: CPUEngine
-    ) throws {
-        var plain = try OneDNN.memoryDescriptor([rows, columns], dnnl_f32, dnnl_ab)
-        var packedDescriptor = descriptor
-        var plainMemory: dnnl_memory_t?
-        try OneDNN.check(dnnl_memory_create(&plainMemory, &plain, engine.handle, UnsafeMutableRawPointer(mutating: weights.baseAddress!)), "wrap weights")
-        defer { dnnl_memory_destroy(plainMemory) }
-        var reorderDescriptor: dnnl_primitive_desc_t?
-        try OneDNN.check(
-            dnnl_reorder_primitive_desc_create(&reorderDescriptor, &plain, engine.handle, &packedDescriptor, engine.handle, nil),
-            "plan the weight packing")
-        defer { dnnl_primitive_desc_destroy(reorderDescriptor) }
-        var reorder: dnnl_primitive_t?
-        try OneDNN.check(dnnl_primitive_create(&reorder, reorderDescriptor), "create the weight packing")
-        defer { dnnl_primitive_destroy(reorder) }
-        let stream = try CPUStream(engine: engine)
-        CPUThreading.applyOpenMPThreadCount()
-        try OneDNN.execute(reorder!, stream: stream, (DNNL_ARG_FROM, plainMemory!), (DNNL_ARG_TO, packed))
-    }
-}
-
-/// Matmul primitives by row count, created on first use.
-private final class PrimitiveCache: @unchecked Sendable {
-    struct Entry {
-        let primitive: dnnl_primitive_t
-        let sourceDescriptor: dnnl_memory_desc_t
-        let destinationDescriptor: dnnl_memory_desc_t
-        let implementation: String
-    }
-
-    private var entries: [Int: Entry] = [:]
-    private let lock = NSLock()
-
-    func entry(rows: Int, create: () throws -> Entry) throws -> Entry {
-        lock.lock()
-        defer { lock.unlock() }
-        if let entry = entries[rows] { return entry }
-        let entry = try create()
-        entries[rows] = entry
-        return entry
-    }
-
-    func destroyAll() {
-        lock.lock()
-        defer { lock.unlock() }
-        for entry in entries.values { dnnl_primitive_destroy(entry.primitive) }
-        entries.removeAll()
     }
 }

@@ -36,7 +36,7 @@ public final class Int8MatMulKernel: @unchecked Sendable {
     private let biasMemory: dnnl_memory_t?
     private let staticScales: UnsafeMutablePointer<Float>
     private let attributes: dnnl_primitive_attr_t
-    private let cache = Int8PrimitiveCache()
+    private let cache = MatMulPrimitiveCache()
 
     /// Builds the kernel from already-quantized weights (what a plan stores).
     /// - Parameters:
@@ -79,7 +79,7 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         let packedMemory = weightsHandle!
         weightsMemory = packedMemory
         try quantizedWeights.withUnsafeBufferPointer { plain in
-            try Int8MatMulKernel.reorder(plain, rows: inputSize, columns: outputSize, into: packedMemory, descriptor: packed, engine: engine)
+            try OneDNN.packWeights(UnsafeRawPointer(plain.baseAddress!), rows: inputSize, columns: outputSize, dataType: dnnl_s8, into: packedMemory, descriptor: packed, engine: engine)
         }
         if let bias {
             let storage = UnsafeMutablePointer<Float>.allocate(capacity: outputSize)
@@ -172,14 +172,14 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         try OneDNN.check(dnnl_stream_wait(stream.handle), "wait for a stream")
     }
 
-    private func primitive(rows: Int) throws -> Int8PrimitiveCache.Entry {
+    private func primitive(rows: Int) throws -> MatMulPrimitiveCache.Entry {
         try cache.entry(rows: rows) {
             let descriptor = try Int8MatMulKernel.makePrimitiveDescriptor(
                 rows: rows, inputSize: inputSize, outputSize: outputSize, weights: weightsDescriptor, attributes: attributes, engine: engine)
             defer { dnnl_primitive_desc_destroy(descriptor) }
             var primitive: dnnl_primitive_t?
             try OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "create an int8 matmul primitive")
-            return Int8PrimitiveCache.Entry(
+            return MatMulPrimitiveCache.Entry(
                 primitive: primitive!,
                 sourceDescriptor: dnnl_primitive_desc_query_md(descriptor, dnnl_query_src_md, 0)!.pointee,
                 destinationDescriptor: dnnl_primitive_desc_query_md(descriptor, dnnl_query_dst_md, 0)!.pointee,
@@ -229,55 +229,5 @@ public final class Int8MatMulKernel: @unchecked Sendable {
             dnnl_primitive_desc_create(&descriptor, &operation, attributes, engine.handle, nil),
             "create an int8 matmul [\(rows), \(inputSize)]×[\(inputSize), \(outputSize)]")
         return descriptor!
-    }
-
-    private static func reorder(
-        _ weights: UnsafeBufferPointer<Int8>, rows: Int, columns: Int, into packed: dnnl_memory_t, descriptor: dnnl_memory_desc_t, engine: CPUEngine
-    ) throws {
-        var plain = try OneDNN.memoryDescriptor([rows, columns], dnnl_s8, dnnl_ab)
-        var packedDescriptor = descriptor
-        var plainMemory: dnnl_memory_t?
-        try OneDNN.check(dnnl_memory_create(&plainMemory, &plain, engine.handle, UnsafeMutableRawPointer(mutating: weights.baseAddress!)), "wrap int8 weights")
-        defer { dnnl_memory_destroy(plainMemory) }
-        var reorderDescriptor: dnnl_primitive_desc_t?
-        try OneDNN.check(
-            dnnl_reorder_primitive_desc_create(&reorderDescriptor, &plain, engine.handle, &packedDescriptor, engine.handle, nil),
-            "plan the int8 weight packing")
-        defer { dnnl_primitive_desc_destroy(reorderDescriptor) }
-        var reorder: dnnl_primitive_t?
-        try OneDNN.check(dnnl_primitive_create(&reorder, reorderDescriptor), "create the int8 weight packing")
-        defer { dnnl_primitive_destroy(reorder) }
-        let stream = try CPUStream(engine: engine)
-        CPUThreading.applyOpenMPThreadCount()
-        try OneDNN.execute(reorder!, stream: stream, (DNNL_ARG_FROM, plainMemory!), (DNNL_ARG_TO, packed))
-    }
-}
-
-/// Int8 matmul primitives by row count, created on first use.
-private final class Int8PrimitiveCache: @unchecked Sendable {
-    struct Entry {
-        let primitive: dnnl_primitive_t
-        let sourceDescriptor: dnnl_memory_desc_t
-        let destinationDescriptor: dnnl_memory_desc_t
-        let implementation: String
-    }
-
-    private var entries: [Int: Entry] = [:]
-    private let lock = NSLock()
-
-    func entry(rows: Int, create: () throws -> Entry) throws -> Entry {
-        lock.lock()
-        defer { lock.unlock() }
-        if let entry = entries[rows] { return entry }
-        let entry = try create()
-        entries[rows] = entry
-        return entry
-    }
-
-    func destroyAll() {
-        lock.lock()
-        defer { lock.unlock() }
-        for entry in entries.values { dnnl_primitive_destroy(entry.primitive) }
-        entries.removeAll()
     }
 }

@@ -1,4 +1,5 @@
 import CDNNL
+import Foundation
 import KilnCore
 
 /// A oneDNN CPU engine: the handle every GEMM primitive and packed weight buffer is created on.
@@ -112,5 +113,61 @@ enum OneDNN {
             try check(dnnl_primitive_execute(primitive, stream.handle, Int32(count), buffer.baseAddress), "execute a primitive")
         }
         try check(dnnl_stream_wait(stream.handle), "wait for a stream")
+    }
+}
+
+extension OneDNN {
+    /// Packs a row-major `[rows, columns]` weight matrix of `dataType` into `packed`, the layout the
+    /// matmul primitive chose (`descriptor`). Shared by the fp32/bf16 and int8 GEMM kernels.
+    static func packWeights(
+        _ weights: UnsafeRawPointer, rows: Int, columns: Int, dataType: dnnl_data_type_t,
+        into packed: dnnl_memory_t, descriptor: dnnl_memory_desc_t, engine: CPUEngine
+    ) throws {
+        var plain = try memoryDescriptor([rows, columns], dataType, dnnl_ab)
+        var packedDescriptor = descriptor
+        var plainMemory: dnnl_memory_t?
+        try check(dnnl_memory_create(&plainMemory, &plain, engine.handle, UnsafeMutableRawPointer(mutating: weights)), "wrap weights")
+        defer { dnnl_memory_destroy(plainMemory) }
+        var reorderDescriptor: dnnl_primitive_desc_t?
+        try check(
+            dnnl_reorder_primitive_desc_create(&reorderDescriptor, &plain, engine.handle, &packedDescriptor, engine.handle, nil),
+            "plan the weight packing")
+        defer { dnnl_primitive_desc_destroy(reorderDescriptor) }
+        var reorder: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&reorder, reorderDescriptor), "create the weight packing")
+        defer { dnnl_primitive_destroy(reorder) }
+        let stream = try CPUStream(engine: engine)
+        CPUThreading.applyOpenMPThreadCount()
+        try execute(reorder!, stream: stream, (DNNL_ARG_FROM, plainMemory!), (DNNL_ARG_TO, packed))
+    }
+}
+
+/// Matmul primitives by row count, created on first use (oneDNN primitives are shape-specific;
+/// the row count is the only dimension that varies per call).
+final class MatMulPrimitiveCache: @unchecked Sendable {
+    struct Entry {
+        let primitive: dnnl_primitive_t
+        let sourceDescriptor: dnnl_memory_desc_t
+        let destinationDescriptor: dnnl_memory_desc_t
+        let implementation: String
+    }
+
+    private var entries: [Int: Entry] = [:]
+    private let lock = NSLock()
+
+    func entry(rows: Int, create: () throws -> Entry) throws -> Entry {
+        lock.lock()
+        defer { lock.unlock() }
+        if let entry = entries[rows] { return entry }
+        let entry = try create()
+        entries[rows] = entry
+        return entry
+    }
+
+    func destroyAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        for entry in entries.values { dnnl_primitive_destroy(entry.primitive) }
+        entries.removeAll()
     }
 }
