@@ -73,9 +73,28 @@ def load_jointbert(name, split):
     return out
 
 
+BANKING77_DEV_SEED = 77  # fixed on its own: the dev split must not move with --seed
+BANKING77_DEV_FRACTION = 0.10
+
+
 def load_banking77(split):
-    with open(os.path.join(DATA, "banking77", f"{split}.csv"), encoding="utf-8") as f:
-        return [Example(r["text"], [r["category"]]) for r in csv.DictReader(f)]
+    """BANKING77 has no official dev split. Dev = a seeded stratified 10% of train.csv (per category:
+    the examples in file order, shuffled with random.Random(77 + category index), first round(10%) held
+    out); "train" is the other 90%, "train-full" the whole file (what the v1 shipped model trained on)."""
+    f_split = "test" if split == "test" else "train"
+    with open(os.path.join(DATA, "banking77", f"{f_split}.csv"), encoding="utf-8") as f:
+        rows = [Example(r["text"], [r["category"]]) for r in csv.DictReader(f)]
+    if split in ("test", "train-full"):
+        return rows
+    by_cat = {}
+    for i, e in enumerate(rows):
+        by_cat.setdefault(e.intents[0], []).append(i)
+    dev = set()
+    for k, cat in enumerate(sorted(by_cat)):
+        idx = list(by_cat[cat])
+        random.Random(BANKING77_DEV_SEED + k).shuffle(idx)
+        dev.update(idx[: round(BANKING77_DEV_FRACTION * len(idx))])
+    return [e for i, e in enumerate(rows) if (i in dev) == (split == "dev")]
 
 
 def load_cais(split):
@@ -122,13 +141,14 @@ def load_cais(split):
     return out
 
 
-NLUPP_TEST_FOLDS = (16, 17, 18, 19)
+NLUPP_FOLDS = {"train": range(0, 14), "dev": (14, 15), "test": (16, 17, 18, 19),
+               "train-full": range(0, 16)}  # train-full: folds 0-15, what the v1 shipped model trained on
 
 
 def load_nlupp(split, domains=("banking", "hotels")):
-    """NLU++ protocol used here (stated in the model card): banking + hotels together; folds 0-15
-    train (80%), folds 16-19 test (20%); one run, no cross-validation."""
-    folds = [f for f in range(20) if (f in NLUPP_TEST_FOLDS) == (split == "test")]
+    """NLU++ protocol used here (stated in the model card): banking + hotels together; folds 0-13
+    train (70%), folds 14-15 dev (10%), folds 16-19 test (20%); one run, no cross-validation."""
+    folds = NLUPP_FOLDS[split]
     out = []
     for dom in domains:
         for f in folds:
@@ -147,18 +167,43 @@ def load_nlupp(split, domains=("banking", "hotels")):
     return out
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset: loaders for its splits (each returns list[Example]) and how it is scored."""
+    train: object
+    dev: object
+    test: object
+    multi_label: bool
+    has_slots: bool
+    language: str
+    licence: str
+    dev_protocol: str
+    train_full: object = None  # train + dev, where dev is carved out of the official train data
+
+    def load(self, split):
+        if split == "train-full":
+            return (self.train_full or self.train)()
+        return getattr(self, split)()
+
+
 DATASETS = {
-    # name: (train loader, test loader, multi_label, has_slots, language, licence)
-    "snips": (lambda: load_jointbert("snips", "train"), lambda: load_jointbert("snips", "test"), False, True, "en",
-              "Apache-2.0 (monologg/JointBERT data/snips)"),
-    "atis": (lambda: load_jointbert("atis", "train"), lambda: load_jointbert("atis", "test"), False, True, "en",
-             "Apache-2.0 (monologg/JointBERT data/atis)"),
-    "banking77": (lambda: load_banking77("train"), lambda: load_banking77("test"), False, False, "en",
-                  "CC-BY-4.0 (PolyAI-LDN/task-specific-datasets banking_data)"),
-    "nlupp": (lambda: load_nlupp("train"), lambda: load_nlupp("test"), True, True, "en",
-              "CC-BY-4.0 (PolyAI-LDN/task-specific-datasets nlupp)"),
-    "cais": (lambda: load_cais("train"), lambda: load_cais("test"), False, True, "zh",
-             "none stated (Adaxry/CM-Net CAIS, research release)"),
+    "snips": DatasetSpec(lambda: load_jointbert("snips", "train"), lambda: load_jointbert("snips", "dev"),
+                         lambda: load_jointbert("snips", "test"), False, True, "en",
+                         "Apache-2.0 (monologg/JointBERT data/snips)", "official JointBERT dev (700)"),
+    "atis": DatasetSpec(lambda: load_jointbert("atis", "train"), lambda: load_jointbert("atis", "dev"),
+                        lambda: load_jointbert("atis", "test"), False, True, "en",
+                        "Apache-2.0 (monologg/JointBERT data/atis)", "official JointBERT dev (500)"),
+    "banking77": DatasetSpec(lambda: load_banking77("train"), lambda: load_banking77("dev"),
+                             lambda: load_banking77("test"), False, False, "en",
+                             "CC-BY-4.0 (PolyAI-LDN/task-specific-datasets banking_data)",
+                             "seeded stratified 10% of train.csv (seed 77; ~1,000), held out of training",
+                             lambda: load_banking77("train-full")),
+    "nlupp": DatasetSpec(lambda: load_nlupp("train"), lambda: load_nlupp("dev"), lambda: load_nlupp("test"),
+                         True, True, "en", "CC-BY-4.0 (PolyAI-LDN/task-specific-datasets nlupp)",
+                         "folds 14-15 of each domain (~10%), held out of training", lambda: load_nlupp("train-full")),
+    "cais": DatasetSpec(lambda: load_cais("train"), lambda: load_cais("valid"), lambda: load_cais("test"),
+                        False, True, "zh", "none stated (Adaxry/CM-Net CAIS, research release)",
+                        "official CM-Net valid (994)"),
 }
 
 

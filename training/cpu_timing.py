@@ -22,8 +22,9 @@ a = ap.parse_args()
 torch.set_num_threads(a.threads)
 for name, (ds, layers, epochs, extra, _) in MODELS.items():
     C.set_seed(42)
-    load_train, _, multi, has_slots, *_ = C.DATASETS[ds]
-    train = load_train()
+    spec = C.DATASETS[ds]
+    multi, has_slots = spec.multi_label, spec.has_slots
+    train = spec.train()
     vocab, src = C.build_vocab([e.text for e in train], 1, 3000 if "--keep-top" in extra else 0)
     tk = C.load_tokenizer(C.make_tokenizer_json(vocab))
     intents = sorted({i for e in train for i in e.intents})

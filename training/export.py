@@ -35,14 +35,21 @@ import common as C  # noqa: E402
 # layers, times a slot head whose rows have |W| sums of 17).
 TOL, RTOL = 1e-5, 2e-6
 NAMES = {"nlupp": "support-en", "banking77": "banking77", "snips": "snips", "cais": "support-zh", "atis": "atis"}
-PROTOCOL = {
-    "nlupp": "NLU++ banking + hotels together; train folds 0-15 of each domain (80%), test folds 16-19 "
-             "(20%); one run, no cross-validation; multi-label intents (sigmoid, threshold 0.5)",
-    "snips": "official JointBERT split: train 13,084 / test 700 (dev unused)",
-    "atis": "official JointBERT split: train 4,478 / test 893 (dev unused); multi-intents kept as combined labels",
-    "banking77": "official split: train 10,003 / test 3,080",
-    "cais": "official CM-Net split: train 7,995 / test 1,012 (valid unused); BIOES tags converted to BIO",
-}
+def protocol(ds, meta):
+    """The split protocol of a run, in words (runs from before the dev split have no "dev_protocol")."""
+    held = meta.get("dev_held_out", False)
+    sel = (f"checkpoint selected on dev ({meta['select']}: epoch {meta['selected_epoch']} of {meta['epochs_run']})"
+           if "select" in meta else "last epoch kept, no dev split used (settings were chosen on test)")
+    return {
+        "nlupp": "NLU++ banking + hotels together; " + ("train folds 0-13, dev folds 14-15, test folds 16-19"
+                 if held else "train folds 0-15 of each domain (80%), test folds 16-19 (20%)")
+                 + " of each domain; one run, no cross-validation; multi-label intents (sigmoid, threshold 0.5)",
+        "snips": "official JointBERT split: train 13,084 / dev 700 / test 700",
+        "atis": "official JointBERT split: train 4,478 / dev 500 / test 893; multi-intents kept as combined labels",
+        "banking77": "official train/test; " + ("dev = seeded stratified 10% of train.csv held out (train 9,000 / "
+                     "dev 1,003 / test 3,080)" if held else "trained on all of train.csv (10,003) / test 3,080"),
+        "cais": "official CM-Net split: train 7,995 / valid (dev) 994 / test 1,012; BIOES tags converted to BIO",
+    }[ds] + "; " + sel
 DATA_DIR = {"nlupp": "../shared/data/nlupp", "snips": "../shared/data/snips", "atis": "../shared/data/atis",
             "banking77": "../shared/data/banking77", "cais": "../shared/data/cais"}
 
@@ -194,8 +201,7 @@ def main():
         raise SystemExit(f"non-standard op domains in export: {ops}")
     onnx.save(m, path)
 
-    load_test = C.DATASETS[ds][1]
-    texts = sorted({e.text for e in load_test()}, key=len)
+    texts = sorted({e.text for e in C.DATASETS[ds].test()}, key=len)
     sample = [texts[-1], texts[0], texts[len(texts) // 2], texts[len(texts) // 3], texts[5]]
     worst = verify(path, model, tk, sample)
 
@@ -221,8 +227,13 @@ def main():
                       "add_special_tokens": "[CLS] text [SEP]"},
         "metrics": {},  # filled by evaluate.py --write from onnxruntime on this model.onnx
         "metrics_torch": meta["test_torch"],
+        "metrics_dev_torch": meta.get("dev_torch"),
         "training": {
-            "dataset": ds, "data": DATA_DIR[ds], "protocol": PROTOCOL[ds], "n_train": meta["n_train"], "n_test": meta["n_test"],
+            "dataset": ds, "data": DATA_DIR[ds], "protocol": protocol(ds, meta), "n_train": meta["n_train"],
+            "n_dev": meta.get("n_dev"), "n_test": meta["n_test"],
+            "dev": meta.get("dev_protocol", "none (settings were chosen on the test split)"),
+            "dev_held_out": meta.get("dev_held_out", ds in ("snips", "atis", "cais")),
+            "selected_epoch": meta.get("selected_epoch"), "max_steps": meta.get("max_steps") or None,
             "epochs": meta["epochs"], "batch_size": meta["batch"], "learning_rate": meta["lr"],
             "seed": meta["seed"], "device": meta["device"], "train_seconds": meta["train_seconds"],
             "torch": meta["torch"],

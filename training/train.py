@@ -3,6 +3,11 @@ on the first sub-token of each word, joint loss) on one dataset of ../shared/dat
 
   python train.py --dataset snips --layers 4 --epochs 5 --out runs/snips
 writes runs/snips/{model.pt (packed weights = exactly what ships, see common.pack_weights), meta.json (labels, vocab, config, metrics, time)}.
+
+Model selection uses the dev split only (common.DATASETS[..].dev): dev is scored after every epoch and,
+with --select best (default), the checkpoint with the best dev score (intent accuracy or micro-F1, plus
+slot F1 where the data has slots) is the one stored; the test split is scored once, on that checkpoint.
+--max-steps N caps the run (quick end-to-end check of the pipeline; the LR schedule spans the N steps).
 """
 from __future__ import annotations
 
@@ -118,6 +123,11 @@ def evaluate_torch(model, feats, multi, has_slots, intent_labels, slot_labels, d
     return score(ils, sls, feats, intent_labels, slot_labels, multi, has_slots)
 
 
+def dev_score(m):
+    """The single number checkpoints are selected on: intent metric + slot F1 (where there are slots)."""
+    return m.get("intent_accuracy", m.get("intent_micro_f1", 0.0)) + m.get("slot_f1", 0.0)
+
+
 def round_fp16_(model):
     """What the shipped model stores: every float weight rounded to fp16 (computed in fp32)."""
     with torch.no_grad():
@@ -139,6 +149,11 @@ def main():
                     help="also keep the first N whole-word tokens of the base vocabulary (fewer test-time splits)")
     ap.add_argument("--store", default="int8", choices=["fp32", "fp16", "int8"], help="weight storage of model.pt")
     ap.add_argument("--limit", type=int, default=0, help="train/test on the first N examples (smoke test)")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after N optimizer steps (quick pipeline check)")
+    ap.add_argument("--select", default="best", choices=["best", "last"],
+                    help="store the checkpoint with the best dev score (default) or the last one")
+    ap.add_argument("--train-split", default="train", choices=["train", "train-full"],
+                    help="train-full = train + the dev carved out of it (banking77, nlupp): the v1 protocol")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
@@ -147,10 +162,12 @@ def main():
     torch.set_num_threads(a.threads)
     C.set_seed(a.seed)
     t0 = time.time()
-    load_train, load_test, multi, has_slots, lang, licence = C.DATASETS[a.dataset]
-    train, test = load_train(), load_test()
+    spec = C.DATASETS[a.dataset]
+    multi, has_slots, lang, licence = spec.multi_label, spec.has_slots, spec.language, spec.licence
+    train, dev, test = spec.load(a.train_split), spec.load("dev"), spec.load("test")
+    dev_held_out = a.train_split == "train" or spec.train_full is None
     if a.limit:
-        train, test = train[: a.limit], test[: max(50, a.limit // 4)]
+        train, dev, test = train[: a.limit], dev[: max(50, a.limit // 4)], test[: max(50, a.limit // 4)]
     if a.full_vocab:
         from tokenizers import Tokenizer
         base = json.load(open(os.path.join(C.base_model_dir(), "tokenizer.json")))
@@ -167,8 +184,9 @@ def main():
     sid = {l: i for i, l in enumerate(slot_labels)}
     ftr = featurize(tk, train, iid, sid, multi, has_slots)
     fte = featurize(tk, test, iid, sid, multi, has_slots)
+    fdev = featurize(tk, dev, iid, sid, multi, has_slots)
     n_new = sum(1 for s in src if s < 0)
-    print(f"[{a.dataset}] train {len(train)} test {len(test)} vocab {len(vocab)} (new rows {n_new}) "
+    print(f"[{a.dataset}] train {len(train)} dev {len(dev)} test {len(test)} vocab {len(vocab)} (new rows {n_new}) "
           f"intents {len(intent_labels)} slots {len(slot_labels)} layers {a.layers} "
           f"max_len {max(len(f[0]) for f in ftr)}", flush=True)
 
@@ -178,17 +196,20 @@ def main():
     rng = random.Random(a.seed)
     steps_per_epoch = (len(ftr) + a.batch - 1) // a.batch
     total = int(steps_per_epoch * a.epochs)
+    if a.max_steps:
+        total = min(total, a.max_steps)
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr)
     warm = max(1, int(0.1 * total))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm))))
-    step = 0
-    t_train = time.time()
+    step, epoch, curve, best = 0, 0, [], None
+    t_train, t_dev = time.time(), 0.0
     while step < total:
         model.train()
         run = 0.0
+        epoch += 1
         for b in batches(ftr, a.batch, True, rng):
             if step >= total:
                 break
@@ -209,25 +230,43 @@ def main():
             if step % 100 == 0:
                 print(f"  step {step}/{total} loss {run / 100:.4f} {time.time() - t_train:.0f}s", flush=True)
                 run = 0.0
-    train_s = time.time() - t_train
-    m32 = evaluate_torch(model, fte, multi, has_slots, intent_labels, slot_labels, a.device)
+        # end of an epoch (or of a --max-steps run): score dev, keep the best checkpoint
+        t0_dev = time.time()
+        md = evaluate_torch(model, fdev, multi, has_slots, intent_labels, slot_labels, a.device)
+        t_dev += time.time() - t0_dev
+        curve.append({"epoch": epoch, "step": step, **{k: v for k, v in md.items() if k != "n"}})
+        better = best is None or dev_score(md) > best[0] or a.select == "last"
+        if better:
+            best = (dev_score(md), epoch, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        print(f"  epoch {epoch} step {step} dev {md}{'  *' if better else ''}", flush=True)
+    train_s = time.time() - t_train - t_dev
     model.cpu()
-    sd32 = {k: v.clone() for k, v in model.state_dict().items()}
-    res = {"fp32": m32}
-    for scheme in ("fp16", "int8"):
+    sd32 = best[2]
+    model.load_state_dict(sd32)
+    print(f"[{a.dataset}] selected epoch {best[1]} of {epoch} ({a.select} on dev)", flush=True)
+    res, res_dev = {}, {}
+    for scheme in ("fp32", "fp16", "int8"):
         pk = C.pack_weights(sd32, scheme)
-        model.load_state_dict(C.unpack_weights(pk))
+        model.load_state_dict(C.unpack_weights(pk) if scheme != "fp32" else sd32)
         res[scheme] = evaluate_torch(model, fte, multi, has_slots, intent_labels, slot_labels, "cpu")
+        if scheme in ("fp32", a.store):
+            res_dev[scheme] = evaluate_torch(model, fdev, multi, has_slots, intent_labels, slot_labels, "cpu")
         if scheme == a.store:
             torch.save(pk, os.path.join(a.out, "model.pt"))
     for k, v in res.items():
         print(f"[{a.dataset}] test {k} weights: {v}", flush=True)
-    print(f"[{a.dataset}] train {train_s:.0f}s", flush=True)
+    for k, v in res_dev.items():
+        print(f"[{a.dataset}] dev {k} weights: {v}", flush=True)
+    print(f"[{a.dataset}] train {train_s:.0f}s (+ dev scoring {t_dev:.0f}s)", flush=True)
     os.makedirs(a.out, exist_ok=True)
     meta = dict(dataset=a.dataset, language=lang, licence=licence, multi_label=multi, has_slots=has_slots,
                 intent_labels=intent_labels, slot_labels=slot_labels, vocab=vocab, layers=a.layers,
                 epochs=a.epochs, lr=a.lr, batch=a.batch, seed=a.seed, min_freq=a.min_freq,
-                full_vocab=a.full_vocab, n_train=len(train), n_test=len(test), new_vocab_rows=n_new,
+                full_vocab=a.full_vocab, n_train=len(train), n_dev=len(dev), n_test=len(test), new_vocab_rows=n_new,
+                train_split=a.train_split, dev_protocol=spec.dev_protocol if dev_held_out else
+                "none held out (" + spec.dev_protocol.split(",")[0] + " is inside the training data)",
+                dev_held_out=dev_held_out, select=a.select, selected_epoch=best[1], epochs_run=epoch,
+                max_steps=a.max_steps, steps=step, dev_curve=curve, dev_torch=res_dev, dev_seconds=round(t_dev, 1),
                 device=a.device + (f" ({torch.cuda.get_device_name()})" if a.device.startswith("cuda") else
                                    f" ({a.threads} threads)"),
                 train_seconds=round(train_s, 1), total_seconds=round(time.time() - t0, 1),
