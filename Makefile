@@ -22,7 +22,8 @@ serve:
 ##         ONNX on dev + test). DEVICE=cuda trains on a GPU; JOBS=5 trains all five at once;
 ##         QUICK=1 (20 steps per model; QUICK=N: N steps) runs the whole pipeline into
 ##         training/runs/quick/, never over models/; PROTOCOL=v1 trains as the shipped v1 models were;
-##         TRAIN_PY=python3 uses that interpreter instead of creating training/.venv (offline GPU box).
+##         TRAIN_PY=python3 uses that interpreter instead of creating training/.venv (offline GPU box);
+##         MODELS_OUT=DIR writes runs + model repository under DIR instead of training/runs + models/.
 .PHONY: models models-export models-eval
 TRAIN_VENV := training/.venv
 DEVICE ?= cpu
@@ -32,8 +33,9 @@ QUICK ?=
 TRAIN_PY ?=
 TRAIN_PYTHON := $(if $(TRAIN_PY),$(TRAIN_PY),.venv/bin/python)
 TRAIN_DEPS := $(if $(TRAIN_PY),,$(TRAIN_VENV)/.installed)
+MODELS_OUT ?=
 MODELS_FLAGS := --device $(DEVICE) --jobs $(JOBS) --protocol $(PROTOCOL) \
-	$(if $(QUICK),--quick $(if $(filter 1,$(QUICK)),20,$(QUICK)))
+	$(if $(QUICK),--quick $(if $(filter 1,$(QUICK)),20,$(QUICK))) $(if $(MODELS_OUT),--out $(MODELS_OUT))
 
 $(TRAIN_VENV)/.installed: training/requirements.txt
 	python3 -m venv $(TRAIN_VENV)

@@ -403,6 +403,8 @@ def init_from_base(model, src_index, layers):
                 continue
         if k == "embeddings.word_embeddings.weight":
             mean, std = v.mean(0), v.std(0)
+            if "kiln.word_embeddings.mean" in sd:  # a row-reduced copy (gpu_stage.py) carries the full stats
+                mean, std = sd["kiln.word_embeddings.mean"].float(), sd["kiln.word_embeddings.std"].float()
             rows = []
             for j in src_index:
                 rows.append(v[j] if j >= 0 else mean + 0.1 * std * torch.randn(v.size(1), generator=g))

@@ -1,6 +1,6 @@
 """Size-reduction sweep: trains variants (layers kept, vocabulary pruning) and prints/stores their
 test metrics, so the accuracy each size choice costs is measured, not guessed.
-  python sweep.py --device cuda --jobs 4 --out runs/sweep  [--only banking77,nlupp]"""
+  python sweep.py --device cuda --jobs 4 --out runs/sweep  [--only banking77,nlupp] [--plan 1|2|3|dev]"""
 import argparse
 import json
 import os
@@ -34,7 +34,12 @@ PLAN2 = [
 # third round: the shipped snips/support-zh candidates, and a longer support-en run
 PLAN3 = [("snips", 6, ["--epochs", "15"]), ("cais", 2, ["--epochs", "20"]), ("cais", 3, ["--epochs", "20"]),
          ("nlupp", 6, ["--epochs", "60"])]
-PLANS = {"1": PLAN1, "2": PLAN2, "3": PLAN3}
+# dev round: the deciding comparisons of rounds 1-3 again, scored on the dev splits (train.py's default
+# protocol: dev held out, best-on-dev checkpoint, per-epoch dev curve), at the shipped epoch counts;
+# the shipped configurations themselves come from build_models.py in the same run
+PLAN_DEV = [("snips", 4, ["--epochs", "15"]), ("banking77", 6, ["--epochs", "15"]), ("cais", 3, ["--epochs", "20"]),
+            ("cais", 4, ["--epochs", "20"]), ("nlupp", 4, ["--epochs", "60"])]
+PLANS = {"1": PLAN1, "2": PLAN2, "3": PLAN3, "dev": PLAN_DEV}
 
 
 def name(d, l, extra):
@@ -66,8 +71,9 @@ def main():
                 procs.remove((out, p))
                 try:
                     m = json.load(open(os.path.join(out, "meta.json")))
-                    results[os.path.basename(out)] = {k: m[k] for k in ("layers", "min_freq", "full_vocab", "keep_top",
-                        "epochs", "lr", "train_seconds", "test_torch", "device")} | {"vocab": len(m["vocab"])}
+                    results[os.path.basename(out)] = {k: m.get(k) for k in ("layers", "min_freq", "full_vocab", "keep_top",
+                        "epochs", "lr", "train_seconds", "test_torch", "device", "dev_torch", "selected_epoch",
+                        "dev_curve", "train_split")} | {"vocab": len(m["vocab"])}
                     print(os.path.basename(out), results[os.path.basename(out)], flush=True)
                 except Exception as e:
                     print("FAILED", out, e, open(out + ".log").read()[-2000:], flush=True)
