@@ -4,7 +4,8 @@
 //   info                                  device, driver and library versions
 //   check MODEL.onnx [OUT_DIR]            GPU fp16 engine vs the CPU reference executor; writes
 //                                         inputs/outputs as .npy to OUT_DIR for ONNX Runtime
-//   bench MODEL.onnx SEQ BATCH[,BATCH..]  latency / throughput of the CUDA engine
+//   bench MODEL.onnx SEQ BATCH[,BATCH..]  latency / throughput of the CUDA engine (cuBLASLt
+//                                         autotuned unless --no-autotune; --no-graphs: eager)
 import Foundation
 import KilnCUDA
 import KilnCore
@@ -131,7 +132,8 @@ func bench(_ path: String, sequence: Int, batches: [Int], graphs: Bool, autotune
         let phases = engine.lastRunPhases
         print(String(format: "  last run phases: host steps %.0f us, graph launch %.0f us, finish (tail, downloads, sync) %.0f us",
                      phases.host, phases.launch, phases.finish))
-        print(String(format: "KILN seq %d batch %d: median %.3f ms p90 %.3f ms (%d runs), %.0f seq/s",
+        let label = ProcessInfo.processInfo.environment["KILN_BENCH_LABEL"] ?? "KILN"
+        print(String(format: "%@ seq %d batch %d: median %.3f ms p90 %.3f ms (%d runs), %.0f seq/s", label,
                      sequence, batch, median, times[times.count * 9 / 10], times.count, Double(batch) * 1000 / median))
         if ProcessInfo.processInfo.environment["KILN_CUDA_PROFILE"] == "1" {
             let profile = try StepProfile()
@@ -151,9 +153,9 @@ do {
     case "bench":
         let flags = Set(arguments.dropFirst(5))
         try bench(arguments[2], sequence: Int(arguments[3])!, batches: arguments[4].split(separator: ",").map { Int($0)! },
-                  graphs: !flags.contains("--no-graphs"), autotune: flags.contains("--autotune"))
+                  graphs: !flags.contains("--no-graphs"), autotune: !flags.contains("--no-autotune"))
     default:
-        print("usage: kiln-gpu-probe info | check MODEL.onnx [OUT_DIR] | bench MODEL.onnx SEQ BATCHES [--no-graphs] [--autotune]")
+        print("usage: kiln-gpu-probe info | check MODEL.onnx [OUT_DIR] | bench MODEL.onnx SEQ BATCHES [--no-graphs] [--no-autotune]")
         exit(2)
     }
 } catch {

@@ -8,6 +8,7 @@ import KilnCUDA
 import KilnCore
 import KilnKernels
 import KilnRuntime
+import KilnServe
 
 /// A ``CUDAEngine`` seen as an ``InferenceEngine`` (kiln run, kiln serve).
 struct CUDAInferenceEngine: InferenceEngine {
@@ -69,6 +70,37 @@ enum CUDASupport {
         plan.header.buildOptions["max_seq"] = String(maxSeq)
         plan.sections["cuda-gemm-timing-cache"] = try JSONEncoder().encode(engine.gemmChoices)
         return plan
+    }
+}
+
+/// `kiln serve --device cuda`: model versions served by CUDA fp16 engines.
+enum CUDAServe {
+    /// Parses `cuda` or `cuda:N` into a GPU ordinal; nil for `cpu`.
+    static func ordinal(device: String) throws -> Int? {
+        if device == "cpu" { return nil }
+        if device == "cuda" { return 0 }
+        if device.hasPrefix("cuda:"), let ordinal = Int(device.dropFirst(5)), ordinal >= 0 { return ordinal }
+        throw ValidationError("--device must be cpu, cuda or cuda:N, not '\(device)'")
+    }
+
+    /// Each call (one per served instance) optimizes the version's model.onnx in fp32 (heads kept
+    /// fp32), builds its own CUDA engine on GPU `ordinal` (own stream and arenas, so instances
+    /// overlap one another's host work with GPU work), sized for `maxBatch` x the card's
+    /// max_seq_length, and captures the CUDA graphs of every shape bucket before serving.
+    static func engineFactory(ordinal: Int, maxBatch: Int, log: @escaping @Sendable (String) -> Void) -> EngineFactory {
+        return { directory in
+            let maxSeq = (try? ModelCard.load(from: directory.cardURL))?.maxSeqLength ?? 128
+            let started = ContinuousClock.now
+            let compiler = PlanCompiler(precision: "fp32", keepHeadsInFP32: true, maxBatch: maxBatch, maxSeq: maxSeq)
+            let compiled = try compiler.compile(directory.modelURL, log: { _ in })
+            let engine = try CUDAEngine(
+                graph: compiled.plan.graph,
+                options: CUDAEngineOptions(deviceOrdinal: ordinal, maxBatch: maxBatch, maxSequence: maxSeq),
+                hostEvaluator: CUDASupport.hostEvaluator)
+            let buckets = try engine.prepareGraphs(upToBatch: maxBatch, sequence: maxSeq)
+            log("\(directory.name) v\(directory.version): CUDA fp16 engine on \(engine.device.name) (GPU \(ordinal)), batch <= \(maxBatch), seq <= \(maxSeq), arena \(engine.arenaBytes >> 20) MiB, \(buckets) shape buckets captured as CUDA graphs in \(ContinuousClock.now - started)")
+            return CUDAInferenceEngine(engine: engine)
+        }
     }
 }
 

@@ -59,6 +59,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "compiled (optimized plans, built on first start and cached in KILN_CACHE_DIR or ~/.cache/kiln/plans), or reference (the exact, slow reference executor).")
     var engine: String = "compiled"
 
+    @Option(help: "cpu, or cuda / cuda:N: serve CUDA fp16 engines on that NVIDIA GPU (built at start, CUDA graphs per shape bucket; one engine per instance).")
+    var device: String = "cpu"
+
     @Option(help: "Engine instances per model, each on its own worker thread.")
     var instances: Int?
 
@@ -118,6 +121,10 @@ struct ServeCommand: ParsableCommand {
     /// engine per version for all its instances), or the reference executor.
     private func engineFactory(logger: Logger) throws -> EngineFactory {
         guard ["fp32", "bf16"].contains(precision) else { throw ValidationError("--precision must be fp32 or bf16") }
+        if let ordinal = try CUDAServe.ordinal(device: device) {
+            let maxBatch = maxBatchSize ?? 64
+            return CUDAServe.engineFactory(ordinal: ordinal, maxBatch: maxBatch, log: { logger.info("\($0)") })
+        }
         switch engine {
         case "reference":
             return { directory in try ReferenceExecutor(graph: ONNXImporter().load(directory.modelURL)) }

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import KilnCalibration
+import KilnCUDA
 import KilnCore
+import KilnONNX
 import KilnRuntime
 import KilnText
 
@@ -51,13 +53,19 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Also write the report as JSON here.")
     var json: String?
 
+    @Option(name: .customLong("reference-engine"), help: "The fp32 reference's engine: compiled (Kiln's CPU engine), or reference (the exact reference executor; slow, needs no oneDNN).")
+    var referenceKind: String = "compiled"
+
     func validate() throws {
         guard !data.isEmpty else { throw ValidationError("give the labelled utterances with --data") }
+        guard ["compiled", "reference"].contains(referenceKind) else { throw ValidationError("--reference-engine must be compiled or reference") }
     }
 
     func run() throws {
         let referenceURL = URL(fileURLWithPath: reference)
-        let plan = try PlanFile.read(URL(fileURLWithPath: engine))
+        let planURL = URL(fileURLWithPath: engine)
+        let isCUDA = try PlanFile.readHeader(planURL).target.kind == CUDAPlanTarget.kind
+        let plan = try isCUDA ? PlanFile.readForDevice(planURL, kind: CUDAPlanTarget.kind) : PlanFile.read(planURL)
         let card: NLUModelCard
         if let modelCard {
             card = try NLUModelCard(contentsOf: URL(fileURLWithPath: modelCard))
@@ -73,9 +81,13 @@ struct VerifyCommand: ParsableCommand {
         }
         let tokenizerURL = URL(fileURLWithPath: tokenizer ?? referenceURL.deletingLastPathComponent().appendingPathComponent("tokenizer.json").path)
         let runner = NLURunner(tokenizer: try WordPieceTokenizer(contentsOf: tokenizerURL))
-        let engineUnderTest = try Progress.step(1, of: 3, "loading \(engine) (\(plan.header.precision))") { try Engine(plan: plan) }
-        let referenceEngine = try Progress.step(2, of: 3, "compiling the fp32 reference \(referenceURL.lastPathComponent)") {
-            try Engine(plan: try PlanCompiler(precision: "fp32").compile(referenceURL, log: { _ in }).plan)
+        let engineUnderTest: any InferenceEngine = try Progress.step(1, of: 3, "loading \(engine) (\(plan.header.precision))") {
+            if isCUDA { return try CUDASupport.engine(graph: plan.graph, header: plan.header) }
+            return try Engine(plan: plan)
+        }
+        let referenceEngine: any InferenceEngine = try Progress.step(2, of: 3, "compiling the fp32 reference \(referenceURL.lastPathComponent)") {
+            if referenceKind == "reference" { return try ReferenceExecutor(graph: ONNXImporter().load(referenceURL)) }
+            return try Engine(plan: try PlanCompiler(precision: "fp32").compile(referenceURL, log: { _ in }).plan)
         }
         if plan.header.sourceModelSHA256 != (try? Data(contentsOf: referenceURL)).map({ SHA256.hexDigest($0) }) {
             FileHandle.standardError.write(Data("warning: \(engine) was built from another model file than \(reference) (sha256 differs)\n".utf8))

@@ -40,6 +40,34 @@ import Testing
         #expect(allocator.highWater == 1024)
     }
 
+    @Test func bumpAllocatorResumesAtAMark() {
+        var allocator = BumpAllocator(capacity: 4096, alignment: 256)
+        _ = allocator.allocate(700)
+        let mark = allocator.used
+        allocator.reset()
+        allocator.reset(to: mark)  // a graph replay resumes after the captured allocations
+        #expect(allocator.allocate(10) == 768)
+    }
+
+    @Test func fastKernelsOnlyTakeTheShapesTheyHandle() {
+        #expect(KernelSource.tensorCoreAttentionFits(headSize: 64, sequence: 32))
+        #expect(KernelSource.tensorCoreAttentionFits(headSize: 32, sequence: 128))
+        #expect(!KernelSource.tensorCoreAttentionFits(headSize: 64, sequence: 17))  // not a bucket: SIMT kernel
+        #expect(!KernelSource.tensorCoreAttentionFits(headSize: 80, sequence: 32))
+        #expect(!KernelSource.tensorCoreAttentionFits(headSize: 64, sequence: 144))
+        #expect(KernelSource.tensorCoreAttentionSharedBytes(sequence: 128, headSize: 64) <= 48 * 1024)  // no opt-in needed
+        #expect(!KernelSource.tensorCoreAttentionPays(batch: 1, heads: 12, sequence: 32))
+        #expect(KernelSource.tensorCoreAttentionPays(batch: 64, heads: 12, sequence: 32))
+        #expect(KernelSource.warpLayerNormFits(width: 768) && KernelSource.warpLayerNormFits(width: 384))
+        #expect(!KernelSource.warpLayerNormFits(width: 1000) && !KernelSource.warpLayerNormFits(width: 2048))
+    }
+
+    @Test func attentionRowsSpreadSmallBatchesOverMoreBlocks() {
+        #expect(KernelSource.attentionRows(batch: 1, heads: 12, sequence: 32) == KernelSource.attentionWarps)
+        #expect(KernelSource.attentionRows(batch: 8, heads: 12, sequence: 32) == 8)
+        #expect(KernelSource.attentionRows(batch: 256, heads: 12, sequence: 32) == KernelSource.attentionRowsPerBlock)
+    }
+
     @Test func kernelSourceDeclaresEveryEntryPointAndTargetsTheGivenArch() {
         for name in KernelSource.entryPoints {
             #expect(KernelSource.source.contains("extern \"C\" __global__ void \(name)("), "missing \(name)")

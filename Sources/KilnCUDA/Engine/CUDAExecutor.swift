@@ -1,10 +1,10 @@
 // CUDAExecutor: walks the bound steps for one run, keeping each value on the host or the GPU.
 // Pattern: all device work is queued on one stream with activations bump-allocated from the
 // engine's arena; host values go up through the pinned staging arena with async copies; a host
-// step that needs a device value synchronises and copies it down. In `replay` mode (a CUDA graph
-// of this shape already holds the device work) the executor repeats only the host side (host
-// steps, pinned staging writes, arena bookkeeping in the same order, so addresses match the
-// captured ones) and enqueues nothing.
+// step that needs a device value synchronises and copies it down. A capture run (device work
+// recorded into a CUDA graph) also records its pinned staging writes
+// (which host value went to which pinned address, as what) and the steps that ran on the host,
+// so a graph replay redoes only those (`replayHostSide`) instead of walking every step.
 import CKilnCUDA
 import KilnCore
 
@@ -22,11 +22,15 @@ final class CUDAExecutor {
     /// Values produced in fp32 (graph outputs, what host steps read, the NLU heads' inputs).
     let wantsF32: Set<String>
     let maxAttentionSequence: Int
+    /// Run erf-GELU GEMMs with cuBLASLt's tanh-GELU epilogue (one kernel instead of two).
+    var geluInEpilogue = false
     let initializers: [String: Tensor]
-    /// When true, device work is already captured in a graph: do host work only.
-    var replay = false
     /// Index of the step that first needed a download (ends the capturable prefix).
     private(set) var firstDownloadStep: Int?
+    /// When non-nil (a capture run), every pinned staging write is appended here.
+    var stagingLog: [StagedInput]?
+    /// Indices of the steps that ran on the host in this run, in order.
+    private(set) var hostStepsRun: [Int] = []
     private var currentStep = 0
     var values: [String: RunValue] = [:]
 
@@ -54,7 +58,10 @@ final class CUDAExecutor {
         for (index, step) in zip(steps.indices, steps) {
             currentStep = index + offset
             try profile?.begin(stream)
-            if try !runOnDevice(step) { try runOnHost(step.node) }
+            if try !runOnDevice(step) {
+                try runOnHost(step.node)
+                hostStepsRun.append(currentStep)
+            }
             try profile?.end(step.node, stream)
         }
     }
@@ -78,7 +85,7 @@ final class CUDAExecutor {
             guard isDevice(node.inputs[0]) else { return false }
             let x = try deviceHalf(node.inputs[0])
             let out = try allocate(x.shape, .f16)
-            if !replay { try launcher.gelu(x.address, output: out.address, count: x.count, tanh: tanh) }
+            try launcher.gelu(x.address, output: out.address, count: x.count, tanh: tanh)
             values[node.outputs[0]] = .device(out)
             return true
         case let .embedding(table, rows, width): return try embeddingStep(node, table: table, rows: rows, width: width)
@@ -104,10 +111,14 @@ final class CUDAExecutor {
         var a = try deviceHalf(node.inputs[0], allowStrided: true)
         guard a.width == w.k, a.rows > 0 else { return false }
         if a.rank > 2 && !a.isContiguous { a = try contiguous(a) }
-        let fusedGelu = w.activation == "gelu"
+        // erf GELU: a separate bias+GELU kernel, or (geluInEpilogue) cuBLASLt's tanh-form GELU
+        // epilogue, which differs from erf GELU by < 5e-4, under fp16 rounding of its inputs.
+        let tanhEpilogue = w.activation == "gelu" && geluInEpilogue && w.bias16 != nil && !outF32
+        let fusedGelu = w.activation == "gelu" && !tanhEpilogue
         if outF32 && fusedGelu { return false }
         let epilogue: GemmEpilogue
         switch (w.activation, w.bias16 != nil) {
+        case ("gelu", true) where tanhEpilogue: epilogue = .geluTanhBias
         case ("none", true): epilogue = .bias
         case ("none", false), ("gelu", _): epilogue = .none
         case ("gelu_tanh", true): epilogue = .geluTanhBias
@@ -115,16 +126,14 @@ final class CUDAExecutor {
         default: return false
         }
         let out = try allocate(Array(a.shape.dropLast()) + [w.n], outF32 ? .f32 : .f16)
-        if !replay {
-            let bias = (outF32 ? w.bias32 : w.bias16)?.address ?? 0
-            try gemm.run(GemmShape(m: a.rows, n: w.n, k: w.k, lda: a.rowStride, outputF32: outF32, epilogue: epilogue),
-                         input: a.address, weights: w.weights.address, bias: bias, output: out.address, stream: stream)
-            if fusedGelu {
-                if let bias16 = w.bias16 {
-                    try launcher.biasGelu(out.address, bias: bias16.address, count: out.count, width: w.n)
-                } else {
-                    try launcher.gelu(out.address, output: out.address, count: out.count, tanh: false)
-                }
+        let bias = (outF32 ? w.bias32 : w.bias16)?.address ?? 0
+        try gemm.run(GemmShape(m: a.rows, n: w.n, k: w.k, lda: a.rowStride, outputF32: outF32, epilogue: epilogue),
+                     input: a.address, weights: w.weights.address, bias: bias, output: out.address, stream: stream)
+        if fusedGelu {
+            if let bias16 = w.bias16 {
+                try launcher.biasGelu(out.address, bias: bias16.address, count: out.count, width: w.n)
+            } else {
+                try launcher.gelu(out.address, output: out.address, count: out.count, tanh: false)
             }
         }
         values[node.outputs[0]] = .device(out)
@@ -138,10 +147,8 @@ final class CUDAExecutor {
         guard a.width == w.k, a.rows > 0 else { return false }
         if a.rank > 2 && !a.isContiguous { a = try contiguous(a) }
         let out = try allocate(Array(a.shape.dropLast()) + [w.n], .f32)
-        if !replay {
-            try gemm.run(GemmShape(m: a.rows, n: w.n, k: w.k, lda: a.rowStride, outputF32: true, epilogue: w.bias32 == nil ? .none : .bias, inputF32: true),
-                         input: a.address, weights: weights32.address, bias: w.bias32?.address ?? 0, output: out.address, stream: stream)
-        }
+        try gemm.run(GemmShape(m: a.rows, n: w.n, k: w.k, lda: a.rowStride, outputF32: true, epilogue: w.bias32 == nil ? .none : .bias, inputF32: true),
+                     input: a.address, weights: weights32.address, bias: w.bias32?.address ?? 0, output: out.address, stream: stream)
         values[node.outputs[0]] = .device(out)
         return true
     }
@@ -165,15 +172,13 @@ final class CUDAExecutor {
             let mask = try hostTensor(node.inputs[3])
             guard mask.dtype == .float32, let found = maskStrides(mask.shape, batch: batch, heads: heads, sequence: sequence) else { return false }
             strides = found
-            maskAddress = try upload(mask.floats).address
+            maskAddress = try upload(mask.floats, source: node.inputs[3]).address
         }
         let out = try allocate(q.shape, .f16)
-        if !replay {
-            try launcher.attention(
-                q: q.address, k: k.address, v: v.address, qkvStride: q.rowStride, mask: maskAddress, maskStrides: strides,
-                output: out.address, outputStride: hidden, batch: batch, sequence: sequence, heads: heads, headSize: headSize,
-                scale: scale ?? 1 / Float(headSize).squareRoot(), nanToZero: nanToZero)
-        }
+        try launcher.attention(
+            q: q.address, k: k.address, v: v.address, qkvStride: q.rowStride, mask: maskAddress, maskStrides: strides,
+            output: out.address, outputStride: hidden, batch: batch, sequence: sequence, heads: heads, headSize: headSize,
+            scale: scale ?? 1 / Float(headSize).squareRoot(), nanToZero: nanToZero)
         values[node.outputs[0]] = .device(out)
         return true
     }
@@ -192,12 +197,10 @@ final class CUDAExecutor {
         let out = try allocate(x.shape, outF32 ? .f32 : .f16)
         let wantsSum = withSkip && node.outputs.count > 1 && !node.outputs[1].isEmpty
         let sum = wantsSum ? try allocate(x.shape, .f16) : nil
-        if !replay {
-            try launcher.layerNorm(
-                x: x.address, skip: skipAddress, bias: bias?.address ?? 0, gamma: gamma.address, beta: beta?.address ?? 0,
-                output: outF32 ? 0 : out.address, output32: outF32 ? out.address : 0, sumOutput: sum?.address ?? 0,
-                rows: x.rows, width: x.width, epsilon: epsilon)
-        }
+        try launcher.layerNorm(
+            x: x.address, skip: skipAddress, bias: bias?.address ?? 0, gamma: gamma.address, beta: beta?.address ?? 0,
+            output: outF32 ? 0 : out.address, output32: outF32 ? out.address : 0, sumOutput: sum?.address ?? 0,
+            rows: x.rows, width: x.width, epsilon: epsilon)
         values[node.outputs[0]] = .device(out)
         if let sum { values[node.outputs[1]] = .device(sum) }
         return true
@@ -206,20 +209,14 @@ final class CUDAExecutor {
     private func embeddingStep(_ node: Node, table: DeviceBuffer, rows: Int, width: Int) throws -> Bool {
         let indices = try hostTensor(node.inputs[1])
         guard indices.dtype.isInteger else { return false }
-        var normalized = [Int32](repeating: 0, count: indices.count)
-        for (position, value) in indices.ints.enumerated() {
-            let index = value < 0 ? value + Int64(rows) : value
-            guard index >= 0 && index < Int64(rows) else {
-                throw KilnError.invalidInput("Gather \(node.name): index \(value) is out of range for \(rows) rows")
-            }
-            normalized[position] = Int32(index)
-        }
-        let staged = try stage(bytes: normalized.count * 4) { buffer in normalized.withUnsafeBytes { buffer.copyMemory(from: $0) } }
-        let deviceIndices = try allocate([normalized.count], .i32)
-        if !replay { try copyUp(staged, to: deviceIndices.address, bytes: normalized.count * 4) }
+        let count = indices.count
+        let source = StagedInput.Source.indices(value: node.inputs[1], rows: rows, node: node.name)
+        let staged = try stage(bytes: count * 4, source: source) { try Self.writeIndices(indices, rows: rows, node: node.name, into: $0) }
+        let deviceIndices = try allocate([count], .i32)
+        try copyUp(staged, to: deviceIndices.address, bytes: count * 4)
         let out = try allocate(indices.shape + [width], .f16)
-        if !replay && normalized.count > 0 {
-            try launcher.gatherRows(table: table.address, indices: deviceIndices.address, output: out.address, rows: normalized.count, width: width)
+        if count > 0 {
+            try launcher.gatherRows(table: table.address, indices: deviceIndices.address, output: out.address, rows: count, width: width)
         }
         values[node.outputs[0]] = .device(out)
         return true
@@ -264,7 +261,7 @@ final class CUDAExecutor {
             if b.count > a.count { swap(&a, &b) }
             if b.count > 0, a.shape == outShape, isSuffixBroadcast(b.shape, of: a.shape) {
                 let out = try allocate(outShape, .f16)
-                if !replay { try launcher.addBroadcast(a.address, b.address, output: out.address, count: a.count, bCount: b.count) }
+                try launcher.addBroadcast(a.address, b.address, output: out.address, count: a.count, bCount: b.count)
                 values[node.outputs[0]] = .device(out)
                 return true
             }
@@ -272,7 +269,7 @@ final class CUDAExecutor {
         let a = try deviceFloat(node.inputs[0]), b = try deviceFloat(node.inputs[1])
         let out = try allocate(outShape, .f32)
         let padded = [Int](repeating: 1, count: 4 - outShape.count) + outShape
-        if !replay && out.count > 0 {
+        if out.count > 0 {
             try launcher.binaryF32(a.address, b.address, output: out.address, op: op.rawValue, shape: padded,
                                    aStrides: broadcastStrides(a.shape, to: padded), bStrides: broadcastStrides(b.shape, to: padded))
         }
@@ -325,11 +322,71 @@ final class CUDAExecutor {
         return DeviceTensor(address: try arena.allocate(bytes), shape: shape, dtype: dtype)
     }
 
-    /// Writes `bytes` into the pinned arena (also in replay: graphs read staging memory at launch).
-    private func stage(bytes: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) throws -> UnsafeMutableRawPointer {
+    /// Writes `bytes` into the pinned arena (graphs read staging memory at launch);
+    /// a capture run logs the write so replays can redo it from their own inputs.
+    private func stage(bytes: Int, source: StagedInput.Source, _ fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> UnsafeMutableRawPointer {
         let pointer = try pinned.allocate(bytes)
-        fill(UnsafeMutableRawBufferPointer(start: pointer, count: bytes))
+        try fill(UnsafeMutableRawBufferPointer(start: pointer, count: bytes))
+        stagingLog?.append(StagedInput(source: source, pointer: pointer, bytes: bytes))
         return pointer
+    }
+
+    /// Token ids as int32 row indices (negative ids count from the end, as Gather does); an id
+    /// outside the table is the request's error.
+    private static func writeIndices(_ indices: Tensor, rows: Int, node: String, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let out = buffer.bindMemory(to: Int32.self)
+        for (position, value) in indices.ints.enumerated() {
+            let index = value < 0 ? value + Int64(rows) : value
+            guard index >= 0 && index < Int64(rows) else {
+                throw KilnError.invalidInput("Gather \(node): index \(value) is out of range for \(rows) rows")
+            }
+            out[position] = Int32(index)
+        }
+    }
+
+    // MARK: graph replay
+
+    /// Redoes the host side of a captured run for this run's inputs: the steps that ran on the
+    /// host, then every logged staging write at its captured pinned address; device values of the
+    /// prefix are restored from the capture (same arena addresses) for the steps after it.
+    func replayHostSide(_ steps: [CUDAStep], program: ReplayProgram) throws {
+        for index in program.hostSteps {
+            currentStep = index
+            try runOnHost(steps[index].node)
+        }
+        for entry in program.staging { try restage(entry) }
+        for (name, tensor) in program.deviceValues where values[name] == nil { values[name] = .device(tensor) }
+    }
+
+    private func restage(_ entry: StagedInput) throws {
+        let buffer = UnsafeMutableRawBufferPointer(start: entry.pointer, count: entry.bytes)
+        switch entry.source {
+        case let .indices(name, rows, node):
+            let indices = try capturedHostValue(name, bytes: entry.bytes, elementSize: 4)
+            try Self.writeIndices(indices, rows: rows, node: node, into: buffer)
+        case .floats(let name):
+            let floats = try capturedHostValue(name, bytes: entry.bytes, elementSize: 4).floats
+            floats.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        case .halves(let name):
+            let floats = try capturedHostValue(name, bytes: entry.bytes, elementSize: 2).floats
+            HalfPrecision.encode(floats, into: entry.pointer)
+        }
+    }
+
+    /// A host value a replay restages; its size must match the capture's (same input shape).
+    private func capturedHostValue(_ name: String, bytes: Int, elementSize: Int) throws -> Tensor {
+        guard case .host(let tensor) = lookup(name), tensor.count * elementSize == bytes else {
+            throw CUDAError.unsupported("graph replay: \(name) is not the host value the capture staged")
+        }
+        return tensor
+    }
+
+    /// The device values after a capture run (what a replay restores).
+    var deviceValues: [String: DeviceTensor] {
+        values.compactMapValues { value in
+            if case .device(let tensor) = value { return tensor }
+            return nil
+        }
     }
 
     private func copyUp(_ source: UnsafeMutableRawPointer, to destination: kcu_deviceptr, bytes: Int) throws {
@@ -337,12 +394,12 @@ final class CUDAExecutor {
         try checkDriver(kcu_memcpy_htod_async(destination, source, bytes, stream), "cuMemcpyHtoDAsync")
     }
 
-    /// Uploads fp32 values (attention masks) through the pinned arena.
-    private func upload(_ values: [Float], shape: [Int]? = nil) throws -> DeviceTensor {
+    /// Uploads fp32 values (attention masks) of host value `source` through the pinned arena.
+    private func upload(_ values: [Float], shape: [Int]? = nil, source: String) throws -> DeviceTensor {
         let bytes = values.count * 4
-        let staged = try stage(bytes: bytes) { buffer in values.withUnsafeBytes { buffer.copyMemory(from: $0) } }
+        let staged = try stage(bytes: bytes, source: .floats(source)) { buffer in values.withUnsafeBytes { buffer.copyMemory(from: $0) } }
         let out = try allocate(shape ?? [values.count], .f32)
-        if !replay { try copyUp(staged, to: out.address, bytes: bytes) }
+        try copyUp(staged, to: out.address, bytes: bytes)
         return out
     }
 
@@ -355,7 +412,7 @@ final class CUDAExecutor {
             guard tensor.isContiguous else { throw CUDAError.unsupported("strided fp32 view of \(name)") }
             let source = tensor
             let out = try allocate(tensor.shape, .f16)
-            if !replay { try launcher.convert(f32: source.address, toF16: out.address, count: tensor.count) }
+            try launcher.convert(f32: source.address, toF16: out.address, count: tensor.count)
             values[name] = .device(out)
             return out
         case .device:
@@ -363,9 +420,9 @@ final class CUDAExecutor {
         case .host(let tensor):
             guard tensor.dtype.isFloatingPoint else { throw CUDAError.unsupported("\(name) (\(tensor.dtype)) is not a float tensor") }
             let floats = tensor.floats
-            let staged = try stage(bytes: floats.count * 2) { HalfPrecision.encode(floats, into: $0.baseAddress!) }
+            let staged = try stage(bytes: floats.count * 2, source: .halves(name)) { HalfPrecision.encode(floats, into: $0.baseAddress!) }
             let out = try allocate(tensor.shape, .f16)
-            if !replay { try copyUp(staged, to: out.address, bytes: floats.count * 2) }
+            try copyUp(staged, to: out.address, bytes: floats.count * 2)
             values[name] = .device(out)
             return out
         case nil:
@@ -375,7 +432,7 @@ final class CUDAExecutor {
 
     private func contiguous(_ tensor: DeviceTensor) throws -> DeviceTensor {
         let out = try allocate(tensor.shape, tensor.dtype)
-        if !replay && tensor.count > 0 {
+        if tensor.count > 0 {
             try launcher.copyRows(tensor.address, output: out.address, rows: tensor.rows, width: tensor.width, inputStride: tensor.rowStride,
                                   f32: tensor.dtype == .f32)
         }
@@ -390,13 +447,13 @@ final class CUDAExecutor {
         case .device(var tensor) where tensor.dtype == .f16:
             if !tensor.isContiguous { tensor = try contiguous(tensor) }
             let out = try allocate(tensor.shape, .f32)
-            if !replay { try launcher.convert(f16: tensor.address, toF32: out.address, count: tensor.count) }
+            try launcher.convert(f16: tensor.address, toF32: out.address, count: tensor.count)
             return out
         case .device:
             throw CUDAError.unsupported("\(name) is an integer device tensor where fp32 is needed")
         case .host(let tensor):
             guard tensor.dtype.isFloatingPoint else { throw CUDAError.unsupported("\(name) (\(tensor.dtype)) is not a float tensor") }
-            return try upload(tensor.floats, shape: tensor.shape)
+            return try upload(tensor.floats, shape: tensor.shape, source: name)
         case nil:
             throw KilnError.invalidModel("value \(name) is used before it is computed")
         }
@@ -413,22 +470,71 @@ final class CUDAExecutor {
             let staging = try pinned.allocate(bytes)
             if bytes > 0 { try checkDriver(kcu_memcpy_dtoh_async(staging, tensor.address, bytes, stream), "cuMemcpyDtoHAsync") }
             try checkDriver(kcu_stream_synchronize(stream), "cuStreamSynchronize")
-            let floats: [Float] = switch tensor.dtype {
-            case .f16: HalfPrecision.decode(staging, count: tensor.count)
-            case .f32: Array(UnsafeBufferPointer(start: staging.assumingMemoryBound(to: Float.self), count: tensor.count))
-            case .i32: throw CUDAError.unsupported("\(name) is an integer device tensor")
-            }
-            let result = try Tensor(floats: floats, shape: tensor.shape)
+            let result = try decode(name, tensor, staging)
             values[name] = .host(result)
             return result
         case nil:
             throw KilnError.invalidModel("value \(name) is used before it is computed")
         }
     }
+
+    /// Several values on the host (the graph outputs): all copies are queued, then one
+    /// synchronisation, instead of one per value.
+    func hostTensors(_ names: [String]) throws -> [String: Tensor] {
+        var pending: [(name: String, tensor: DeviceTensor, staging: UnsafeMutableRawPointer)] = []
+        for name in names {
+            guard case .device(var tensor) = lookup(name), tensor.dtype != .i32 else { continue }
+            if !tensor.isContiguous { tensor = try contiguous(tensor) }
+            let bytes = tensor.count * tensor.dtype.byteSize
+            let staging = try pinned.allocate(bytes)
+            if bytes > 0 { try checkDriver(kcu_memcpy_dtoh_async(staging, tensor.address, bytes, stream), "cuMemcpyDtoHAsync") }
+            pending.append((name, tensor, staging))
+        }
+        if !pending.isEmpty { try checkDriver(kcu_stream_synchronize(stream), "cuStreamSynchronize") }
+        for entry in pending { values[entry.name] = .host(try decode(entry.name, entry.tensor, entry.staging)) }
+        var result: [String: Tensor] = [:]
+        for name in names { result[name] = try hostTensor(name) }
+        return result
+    }
+
+    /// A downloaded device tensor as an fp32 host tensor.
+    private func decode(_ name: String, _ tensor: DeviceTensor, _ staging: UnsafeMutableRawPointer) throws -> Tensor {
+        let floats: [Float] = switch tensor.dtype {
+        case .f16: HalfPrecision.decode(staging, count: tensor.count)
+        case .f32: Array(UnsafeBufferPointer(start: staging.assumingMemoryBound(to: Float.self), count: tensor.count))
+        case .i32: throw CUDAError.unsupported("\(name) is an integer device tensor")
+        }
+        return try Tensor(floats: floats, shape: tensor.shape)
+    }
 }
 
 extension DeviceTensor {
     var rank: Int { shape.count }
+}
+
+/// One pinned staging write of a captured run: which host value went to which pinned address.
+struct StagedInput {
+    enum Source {
+        /// Token ids converted to int32 rows of a `rows`-row table (Gather `node`).
+        case indices(value: String, rows: Int, node: String)
+        /// fp32 values copied as they are.
+        case floats(String)
+        /// fp32 values converted to fp16.
+        case halves(String)
+    }
+    let source: Source
+    let pointer: UnsafeMutableRawPointer
+    let bytes: Int
+}
+
+/// What a CUDA graph replay does on the host: the captured run's host steps and staging writes,
+/// the device values the steps after the graph read, and where the arenas stood after the graph.
+struct ReplayProgram {
+    var hostSteps: [Int]
+    var staging: [StagedInput]
+    var deviceValues: [String: DeviceTensor]
+    var arenaUsed: Int
+    var pinnedUsed: Int
 }
 
 /// Strides of an additive mask of `shape` read as `[B, heads, S, S]` with broadcasting (0 on

@@ -111,7 +111,7 @@ final class CuBLASLtGemm: @unchecked Sendable {
         defer { _ = klt_preference_destroy(preference) }
         var workspaceBytes = UInt64(workspace.byteCount)
         try checkBLAS(klt_preference_set(preference, LtConstants.prefMaxWorkspace, &workspaceBytes, 8), "set workspace")
-        var results = [klt_heuristic](repeating: klt_heuristic(), count: autotune ? 8 : 1)
+        var results = [klt_heuristic](repeating: klt_heuristic(), count: autotune ? 16 : 1)
         var returned: Int32 = 0
         try checkBLAS(klt_heuristic_query(handle, plan.desc, plan.a, plan.b, plan.d, plan.d, preference, Int32(results.count), &results, &returned),
                       "cublasLtMatmulAlgoGetHeuristic(M=\(shape.m) N=\(shape.n) K=\(shape.k))")
@@ -125,7 +125,7 @@ final class CuBLASLtGemm: @unchecked Sendable {
         return plan
     }
 
-    /// Times each candidate (median of 5 after a warm-up) and returns the index of the fastest.
+    /// Times each candidate (median of 7 after a warm-up) and returns the index of the fastest.
     private func fastest(_ plan: Plan, _ shape: GemmShape, input: kcu_deviceptr, weights: kcu_deviceptr, bias: kcu_deviceptr, output: kcu_deviceptr, stream: kcu_stream) throws -> Int {
         var start: kcu_event?, end: kcu_event?
         try checkDriver(kcu_event_create(&start, 0), "cuEventCreate")
@@ -137,7 +137,7 @@ final class CuBLASLtGemm: @unchecked Sendable {
             var times: [Float] = []
             do {
                 try run(shape, input: input, weights: weights, bias: bias, output: output, stream: stream)
-                for _ in 0..<5 {
+                for _ in 0..<7 {
                     try checkDriver(kcu_event_record(start, stream), "cuEventRecord")
                     try run(shape, input: input, weights: weights, bias: bias, output: output, stream: stream)
                     try checkDriver(kcu_event_record(end, stream), "cuEventRecord")

@@ -17,6 +17,8 @@ enum KernelArgument {
 struct KernelLauncher {
     let module: KernelModule
     let stream: kcu_stream
+    /// Use the tensor-core attention kernel where it fits (else the fp32 SIMT one).
+    var tensorCoreAttention = true
 
     func launch(_ name: String, grid: (Int, Int, Int), block: Int, shared: Int = 0, _ arguments: [KernelArgument]) throws {
         // Every argument gets an 8-byte slot; the driver reads only the declared width.
@@ -56,6 +58,14 @@ struct KernelLauncher {
 
     func layerNorm(x: kcu_deviceptr, skip: kcu_deviceptr, bias: kcu_deviceptr, gamma: kcu_deviceptr, beta: kcu_deviceptr,
                    output: kcu_deviceptr, output32: kcu_deviceptr = 0, sumOutput: kcu_deviceptr, rows: Int, width: Int, epsilon: Float) throws {
+        let aligned = [x, skip, output, sumOutput].allSatisfy { $0 % 4 == 0 }
+        if KernelSource.warpLayerNormFits(width: width) && aligned {
+            // One warp per row, 8 rows per block.
+            try launch("kiln_layer_norm_warp", grid: ((rows + 7) / 8, 1, 1), block: 256,
+                       [.pointer(x), .pointer(skip), .pointer(bias), .pointer(gamma), .pointer(beta), .pointer(output),
+                        .pointer(output32), .pointer(sumOutput), .int32(Int32(rows)), .int32(Int32(width)), .float(epsilon)])
+            return
+        }
         try launch("kiln_layer_norm", grid: (rows, 1, 1), block: KernelSource.layerNormThreads, shared: width * 4,
                    [.pointer(x), .pointer(skip), .pointer(bias), .pointer(gamma), .pointer(beta), .pointer(output),
                     .pointer(output32), .pointer(sumOutput), .int32(Int32(width)), .float(epsilon)])
@@ -100,7 +110,18 @@ struct KernelLauncher {
     func attention(q: kcu_deviceptr, k: kcu_deviceptr, v: kcu_deviceptr, qkvStride: Int, mask: kcu_deviceptr,
                    maskStrides: (batch: Int, head: Int, row: Int), output: kcu_deviceptr, outputStride: Int,
                    batch: Int, sequence: Int, heads: Int, headSize: Int, scale: Float, nanToZero: Bool) throws {
-        let rows = KernelSource.attentionRowsPerBlock
+        if tensorCoreAttention && KernelSource.tensorCoreAttentionFits(headSize: headSize, sequence: sequence)
+            && KernelSource.tensorCoreAttentionPays(batch: batch, heads: heads, sequence: sequence) {
+            // One warp per 16 query rows, up to 4 warps (64 rows) per block of one (head, batch).
+            let warps = min(4, sequence / 16)
+            try launch("kiln_attention_mma\(headSize)", grid: (heads, batch, (sequence + 63) / 64), block: warps * 32,
+                       shared: KernelSource.tensorCoreAttentionSharedBytes(sequence: sequence, headSize: headSize),
+                       [.pointer(q), .pointer(k), .pointer(v), .int64(Int64(qkvStride)), .pointer(mask),
+                        .int64(Int64(maskStrides.batch)), .int64(Int64(maskStrides.head)), .int64(Int64(maskStrides.row)),
+                        .pointer(output), .int64(Int64(outputStride)), .int32(Int32(sequence)), .float(scale), .int32(nanToZero ? 1 : 0)])
+            return
+        }
+        let rows = KernelSource.attentionRows(batch: batch, heads: heads, sequence: sequence)
         try launch("kiln_attention", grid: (heads, batch, (sequence + rows - 1) / rows), block: KernelSource.attentionWarps * 32,
                    shared: KernelSource.attentionSharedBytes(sequence: sequence, headSize: headSize),
                    [.pointer(q), .pointer(k), .pointer(v), .int64(Int64(qkvStride)), .pointer(mask),

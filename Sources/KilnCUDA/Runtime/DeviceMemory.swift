@@ -65,6 +65,14 @@ public struct BumpAllocator: Sendable, Equatable {
 
     /// Forgets all blocks (start of a run).
     public mutating func reset() { used = 0 }
+
+    /// Forgets the blocks past `mark` (a `used` value seen earlier): a CUDA graph replay resumes
+    /// where the captured run's allocations stood after the graph.
+    public mutating func reset(to mark: Int) {
+        precondition(mark >= 0 && mark <= capacity, "bump allocator mark out of range")
+        used = mark
+        highWater = max(highWater, used)
+    }
 }
 
 /// The per-engine device arena: activations of one run.
