@@ -25,7 +25,8 @@ def free_port() -> int:
 class Server:
     """`kiln serve` on a free loopback port with one model loaded."""
 
-    def __init__(self, kiln: str, repository: str, model: str, delay_ms: float, threads: int | None, work: str):
+    def __init__(self, kiln: str, repository: str, model: str, delay_ms: float, threads: int | None, work: str,
+                 extra: list[str] | tuple[str, ...] = ()):
         self.port = free_port()
         config = os.path.join(work, f"serve-{self.port}.json")
         with open(config, "w") as file:
@@ -34,6 +35,7 @@ class Server:
                    "--max-queue-delay-ms", str(delay_ms), "--log-level", "warning"]
         if threads:
             command += ["--threads", str(threads)]
+        command += list(extra)
         self.process = subprocess.Popen(command, env=dict(os.environ, KILN_CACHE_DIR=os.path.join(work, "plans")))
         deadline = time.time() + 600
         while time.time() < deadline:
