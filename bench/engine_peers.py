@@ -5,8 +5,10 @@ Runtime int8 dynamic quantization, OpenVINO fp32 when installed), in one run.
 
 Two modes:
   fixed       synthetic batches of fixed shape (default: batch 1 and 16, seq 32)
-  utterances  real utterances (default: snips and banking77 test sets) in batches of 16 in file
-              order, each batch padded to its longest utterance (peers and Kiln alike)
+  utterances  real utterances (default: snips test set) in batches of 16 in file order; peers run
+              each batch padded to its longest utterance; Kiln gets the same padded batch with its
+              attention mask and runs the real tokens only (padding-free), plus a padded row
+              (KILN_PACKED=0) for the A/B
 
 Writes a markdown table to stdout (and --out). Ratios are against the best peer in the same run:
 these machines are noisy, so only same-run ratios mean anything. "CPU ms/seq" is process CPU time
@@ -165,16 +167,24 @@ def peers(model, threads, workdir):
     return found
 
 
-def kiln_fixed(kiln, plan, threads, batch, seq, seconds):
+def kiln_env(packed):
+    """KILN_PACKED=0 turns the engine's padding-free execution off (the padded A/B row)."""
+    return {**os.environ, "KILN_PACKED": "1" if packed else "0"}
+
+
+def kiln_fixed(kiln, plan, threads, batch, seq, seconds, packed=False):
     out = subprocess.run([kiln, "bench-engine", plan, "--batch", str(batch), "--seq", str(seq), "--seconds", str(seconds),
-                          "--threads", str(threads), "--json"], check=True, capture_output=True, text=True).stdout
+                          "--threads", str(threads), "--json"], check=True, capture_output=True, text=True,
+                         env=kiln_env(packed)).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def kiln_utterances(kiln, plan, threads, texts, tokenizer, batch, max_length, seconds):
+def kiln_utterances(kiln, plan, threads, texts, tokenizer, batch, max_length, seconds, packed=True):
+    """Kiln gets each batch padded to its longest, with its attention mask: the engine then runs
+    the real tokens only (natural lengths) unless packed=False."""
     out = subprocess.run([kiln, "bench-engine", plan, "--texts", texts, "--tokenizer", tokenizer, "--batch", str(batch),
                           "--max-length", str(max_length), "--seconds", str(seconds), "--threads", str(threads), "--json"],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True, env=kiln_env(packed)).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -213,16 +223,24 @@ def main():
         for batch in [int(b) for b in args.batches.split(",")]:
             feeds = [synthetic_inputs(session_inputs, batch, args.seq)]
             rows = [(name, time_runs(run, feeds, args.seconds)) for name, run in found.items()]
-            rows.append(("Kiln fp32", kiln_fixed(args.kiln, plan, args.threads, batch, args.seq, args.seconds)))
+            # The synthetic batch's last row is half padding: the padded row is the dense comparison,
+            # the padding-free row skips that padding (as it would in serving).
+            rows.append(("Kiln fp32 padded (KILN_PACKED=0)", kiln_fixed(args.kiln, plan, args.threads, batch, args.seq, args.seconds)))
+            rows.append(("Kiln fp32 padding-free", kiln_fixed(args.kiln, plan, args.threads, batch, args.seq, args.seconds, packed=True)))
             report.append(table(f"fixed shape: batch {batch}, seq {args.seq}", rows))
         if os.path.exists(tokenizer):
             lines, feeds = utterance_batches(tokenizer, args.texts, 16, 128, names)
+            names_mask = "attention_mask" if "attention_mask" in names else None
             texts = os.path.join(workdir, "texts.txt")
             with open(texts, "w", encoding="utf-8") as f:
                 f.write("\n".join(lines) + "\n")
             rows = [(name, time_runs(run, feeds, args.seconds)) for name, run in found.items()]
-            rows.append(("Kiln fp32", kiln_utterances(args.kiln, plan, args.threads, texts, tokenizer, 16, 128, args.seconds)))
-            report.append(table(f"real utterances ({len(lines)} lines, batches of 16 in file order, padded to the longest)", rows))
+            rows.append(("Kiln fp32 padding-free (natural lengths)", kiln_utterances(args.kiln, plan, args.threads, texts, tokenizer, 16, 128, args.seconds)))
+            rows.append(("Kiln fp32 padded (KILN_PACKED=0)", kiln_utterances(args.kiln, plan, args.threads, texts, tokenizer, 16, 128, args.seconds, packed=False)))
+            real = sum(int(f[names_mask].sum()) for f in feeds) if names_mask else 0
+            padded = sum(f[names_mask].size for f in feeds) if names_mask else 0
+            report.append(table(f"real utterances ({len(lines)} lines, batches of 16 in file order; peers pad to the longest in the batch"
+                                f"{f', {real} real of {padded} padded tokens' if padded else ''})", rows))
         if not args.no_rss:
             report.append(rss_table(args.kiln, plan, args.model, args.threads, 16, args.seq, min(args.seconds, 3)))
         text = "\n".join(report)

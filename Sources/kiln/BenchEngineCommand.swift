@@ -61,6 +61,11 @@ struct BenchEngineCommand: ParsableCommand {
     func run() throws {
         if let threads { CPUThreading.configure(threadCount: threads) }
         let engine = try makeEngine()
+        if let compiled = engine as? Engine {
+            // Ragged batches run padding-free unless KILN_PACKED=0; say which, and why not.
+            let state = compiled.usesPackedExecution ? "on" : "off"
+            FileHandle.standardError.write(Data("\(compiled.packingDescription); packed execution \(state)\n".utf8))
+        }
         if let texts, let tokenizer {
             try runUtterances(engine, texts: texts, tokenizer: tokenizer)
             return

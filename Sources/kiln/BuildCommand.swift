@@ -93,6 +93,7 @@ struct BuildCommand: ParsableCommand {
         for (op, counts) in engine.kernelSummary.sorted(by: { $0.key < $1.key }) where op.hasPrefix("kiln") || op == "Softmax" {
             Progress.note("\(op): \(counts)")
         }
+        Progress.note(engine.packingDescription)
 
         if !noVerify {
             try Progress.step(3, of: 4, "checking against the unoptimized model (batch 2, seq 9)") {

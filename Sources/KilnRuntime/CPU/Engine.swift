@@ -1,3 +1,4 @@
+import Foundation
 import KilnCore
 import KilnKernels
 
@@ -16,12 +17,20 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     private let steps: [EngineStep]
     private let program: EngineProgram
     private let contexts = ExecutionContextPool()
+    /// How to run right-padded batches padding-free, when the graph qualifies (``PackingPlan``).
+    private let packing: PackingPlan?
+    /// Whether ``run(_:)`` packs ragged batches (`KILN_PACKED=0` or `packedExecution: false` turn it off).
+    public let usesPackedExecution: Bool
+    /// One line for logs and `kiln inspect`: whether padded batches run padding-free, and why not.
+    public let packingDescription: String
 
     /// Binds `graph` to kernels: packs every FusedMatMul's weights (in bf16 where the node's
     /// `precision` attribute says so), and prepares attention kernels.
+    /// - Parameter packedExecution: run right-padded batches padding-free when the graph
+    ///   qualifies; nil reads `KILN_PACKED` (on unless it is `0`).
     /// - Throws: ``KilnError`` when a node has no kernel at all, or asks for a precision this
     ///   CPU cannot run.
-    public init(graph: Graph) throws {
+    public init(graph: Graph, packedExecution: Bool? = nil) throws {
         let order = try graph.topologicallySorted()
         steps = QKVSplitElision.apply(to: try order.map { try EngineStep.bind($0, graph: graph) }, graph: graph)
         let packedOnly = Self.weightsOnlyPackedGEMMsRead(steps, graph: graph)
@@ -35,6 +44,21 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
             if step.isFast { summary[key, default: (0, 0)].fast += 1 } else { summary[key, default: (0, 0)].reference += 1 }
         }
         kernelSummary = summary.mapValues { "\($0.fast) fast, \($0.reference) reference" }
+        var plan: PackingPlan?
+        switch PackingPlan.analyse(steps, graph: graph) {
+        case .success(var candidate):
+            do {
+                try candidate.verify(steps: steps, program: program, graph: kept, context: try ExecutionContext())
+                plan = candidate
+                packingDescription = "padding-free batches: yes (\(candidate.summary))"
+            } catch {
+                packingDescription = "padding-free batches: no, padded execution (\(error))"
+            }
+        case .failure(let refusal):
+            packingDescription = "padding-free batches: no, padded execution (\(refusal.reason))"
+        }
+        packing = plan
+        usesPackedExecution = plan != nil && (packedExecution ?? (ProcessInfo.processInfo.environment["KILN_PACKED"] != "0"))
     }
 
     /// Initializers whose every reader is a fast-bound FusedMatMul taking them as `W`.
@@ -58,11 +82,19 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     public var outputSignature: [ValueInfo] { graph.outputs }
 
     /// Runs the model once.
+    ///
+    /// A right-padded ragged batch (attention mask rows `1…1 0…0`) runs padding-free when
+    /// ``usesPackedExecution``: same values at every real token and every per-sequence output
+    /// as the padded run (within float rounding); per-token outputs hold 0 at padding positions.
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
         try InputValidator.validate(inputs, against: graph.inputs)
         let opset = graph.opset
         return try contexts.withContext { context in
-            try program.run(inputs) { position, operands in
+            if usesPackedExecution, let packing, let mask = inputs[packing.maskInput], let batch = PackedBatch(mask: mask),
+               let outputs = try packing.run(inputs, batch: batch, steps: steps, program: program, opset: opset, context: context) {
+                return outputs
+            }
+            return try program.run(inputs) { position, operands in
                 try steps[position].run(operands, opset: opset, context: context)
             } release: { context.buffers.give($0) }
         }

@@ -26,16 +26,20 @@ public final class ExecutionContext: @unchecked Sendable {
     }
 }
 
-/// Float buffers of dead intermediate values, by element count: the engine's arena. A call's
-/// steps produce the same sizes as the previous call's (fixed shapes) or similar ones, so after
-/// the first call outputs are written into memory that is already mapped, instead of fresh
-/// allocations that page-fault on first touch and are unmapped again when freed.
+/// Float buffers of dead intermediate values: the engine's arena. A call's steps produce the
+/// same sizes as the previous call's (fixed shapes) or similar ones (ragged batches run packed:
+/// the token count changes from call to call), so after the first call outputs are written into
+/// memory that is already mapped, instead of fresh allocations that page-fault on first touch
+/// and are unmapped again when freed.
+///
+/// A request for `count` floats takes the smallest free buffer whose capacity holds `count` and
+/// is at most twice it, and resizes it within its capacity (no reallocation).
 ///
 /// Safety does not depend on bookkeeping: a buffer is a Swift array, so if something else still
 /// references it (an output that aliases its input, a value returned to the caller), writing
 /// into it copies first (copy-on-write) and the other holder never sees a change.
 final class BufferPool: @unchecked Sendable {
-    private var free: [Int: [[Float]]] = [:]
+    private var free: [[Float]] = []
     private var pooledElements = 0
     /// The most floats the pool keeps (32 MiB). When a release would pass it, the pool is
     /// emptied first: sizes from older shapes (varying batch lengths) don't pile up.
@@ -43,26 +47,33 @@ final class BufferPool: @unchecked Sendable {
 
     /// A buffer of exactly `count` floats (contents unspecified), reused when one was released.
     func take(count: Int) -> [Float]? {
-        if var candidates = free[count], let buffer = candidates.popLast() {
-            free[count] = candidates.isEmpty ? nil : candidates
-            pooledElements -= count
-            return buffer
+        var best: Int?
+        for (index, buffer) in free.enumerated() where buffer.capacity >= count && buffer.capacity <= 2 * count {
+            if best == nil || buffer.capacity < free[best!].capacity { best = index }
         }
-        return nil
+        guard let best else { return nil }
+        var buffer = free.remove(at: best)
+        pooledElements -= buffer.capacity
+        if buffer.count > count {
+            buffer.removeLast(buffer.count - count)
+        } else if buffer.count < count {
+            buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
+        }
+        return buffer
     }
 
     /// Keeps `tensor`'s float buffer for reuse (other storage kinds are dropped).
     func give(_ tensor: Tensor) {
-        guard case .float(let values) = tensor.storage, !values.isEmpty, values.count <= BufferPool.capacityElements else { return }
-        if pooledElements + values.count > BufferPool.capacityElements {
+        guard case .float(let values) = tensor.storage, !values.isEmpty, values.capacity <= BufferPool.capacityElements else { return }
+        if pooledElements + values.capacity > BufferPool.capacityElements {
             free.removeAll()
             pooledElements = 0
         }
         let address = values.withUnsafeBufferPointer { $0.baseAddress }
         // The same buffer can die in several slots at once (a pass-through): keep it once.
-        if let list = free[values.count], list.contains(where: { $0.withUnsafeBufferPointer { $0.baseAddress } == address }) { return }
-        free[values.count, default: []].append(values)
-        pooledElements += values.count
+        if free.contains(where: { $0.withUnsafeBufferPointer { $0.baseAddress } == address }) { return }
+        free.append(values)
+        pooledElements += values.capacity
     }
 }
 

@@ -176,6 +176,32 @@ enum FastKernels {
         }]
     }
 
+    /// Padding-free attention over a packed batch (see ``PackingPlan``): Q/K/V are `[1, T, H]`
+    /// (or one `[1, T, 3H]` with `packedQKV`) and sequence `b` is tokens
+    /// `sequenceOffsets[b] ..< sequenceOffsets[b + 1]`; no mask (there is no padding).
+    static func packedAttention(
+        numHeads: Int, scale: Float?, packedQKV: Bool, _ inputs: [Tensor?], sequenceOffsets: [Int], context: ExecutionContext
+    ) throws -> [Tensor]? {
+        guard let operands = AttentionOperands(inputs, numHeads: numHeads, packedQKV: packedQKV), operands.batch == 1,
+              operands.sequence == sequenceOffsets.last
+        else { return nil }
+        let hidden = operands.hidden
+        let longest = zip(sequenceOffsets.dropFirst(), sequenceOffsets).map { $0 - $1 }.max() ?? 0
+        let kernel = try AttentionKernel(numHeads: numHeads, hiddenSize: hidden, scale: scale)
+        let scratchCount = AttentionKernel.scratchCount(maxSequenceLength: longest)
+        return [try output([1, operands.sequence, hidden], context: context) { out in
+            try context.withAttentionScratch(count: scratchCount) { scratch in
+                try operands.withPointers { query, key, value, rowStride in
+                    try sequenceOffsets.withUnsafeBufferPointer { offsets in
+                        try kernel.runPacked(
+                            query: query, key: key, value: value, inputRowStride: rowStride, sequenceOffsets: offsets,
+                            output: out, outputRowStride: hidden, scratch: scratch)
+                    }
+                }
+            }
+        }]
+    }
+
     /// Strides of a mask of `shape` read as `[B, heads, S(query), S(key)]` with broadcasting,
     /// or nil when its last axis is not the key axis of length `sequence`.
     static func maskStrides(_ shape: [Int], batch: Int, heads: Int, sequence: Int) -> (batch: Int, head: Int, row: Int)? {

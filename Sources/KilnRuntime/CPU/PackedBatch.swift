@@ -1,0 +1,103 @@
+import KilnCore
+
+/// A right-padded batch seen as its real tokens: sequence `b` is tokens
+/// `offsets[b] ..< offsets[b + 1]` of the packed `[1, T]` layout.
+///
+/// Built from the 0/1 attention mask; only a right-padded prefix mask (each row `1…1 0…0`,
+/// at least one 1) qualifies, and only when some row is padded (otherwise packing saves nothing).
+struct PackedBatch: Sendable {
+    let batch: Int
+    let sequence: Int
+    /// `batch + 1` token offsets, from 0 to ``total``.
+    let offsets: [Int]
+
+    var total: Int { offsets[batch] }
+    var shortest: Int { (0..<batch).map { offsets[$0 + 1] - offsets[$0] }.min() ?? 0 }
+
+    /// Nil when `mask` is not an integer or bool `[B, S]` right-padded prefix mask with padding.
+    init?(mask: Tensor) {
+        guard mask.rank == 2, mask.dtype.isInteger || mask.dtype == .bool else { return nil }
+        let (batch, sequence) = (mask.shape[0], mask.shape[1])
+        guard batch > 0, sequence > 0 else { return nil }
+        let values = mask.ints
+        var offsets = [0]
+        for row in 0..<batch {
+            let base = row * sequence
+            var length = 0
+            while length < sequence && values[base + length] == 1 { length += 1 }
+            guard length > 0 else { return nil }
+            for column in length..<sequence where values[base + column] != 0 { return nil }
+            offsets.append(offsets[row] + length)
+        }
+        guard offsets[batch] < batch * sequence else { return nil }
+        (self.batch, self.sequence, self.offsets) = (batch, sequence, offsets)
+    }
+
+    /// Lengths as given (for tests and samples).
+    init(lengths: [Int], sequence: Int) {
+        batch = lengths.count
+        self.sequence = sequence
+        offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
+    }
+
+    /// `[B, S]` → `[1, T]`: the real tokens of each row, back to back.
+    func pack(_ tensor: Tensor) throws -> Tensor {
+        guard tensor.shape == [batch, sequence] else {
+            throw KilnError.invalidInput("input of shape \(tensor.shape) does not match the mask's [\(batch), \(sequence)]")
+        }
+        var sources: [Int] = []
+        sources.reserveCapacity(total)
+        for row in 0..<batch {
+            let start = row * sequence
+            sources.append(contentsOf: start..<(start + offsets[row + 1] - offsets[row]))
+        }
+        return try Tensor(dtype: tensor.dtype, shape: [1, total], storage: Self.gather(tensor.storage, sources))
+    }
+
+    /// `[1, T, rest...]` → `[B, S, rest...]`, padding positions filled with zeros.
+    func scatter(_ tensor: Tensor) throws -> Tensor {
+        guard tensor.rank >= 2, tensor.shape[0] == 1, tensor.shape[1] == total else {
+            throw KilnError.invalidModel("packed output of shape \(tensor.shape) is not [1, \(total), ...]")
+        }
+        let rowSize = tensor.shape.dropFirst(2).reduce(1, *)
+        var sources = [Int](repeating: -1, count: batch * sequence * rowSize)
+        for row in 0..<batch {
+            let start = row * sequence * rowSize
+            for index in 0..<((offsets[row + 1] - offsets[row]) * rowSize) { sources[start + index] = offsets[row] * rowSize + index }
+        }
+        return try Tensor(dtype: tensor.dtype, shape: [batch, sequence] + tensor.shape.dropFirst(2), storage: Self.gather(tensor.storage, sources))
+    }
+
+    /// `[1, T, rest...]` → `[B, rest...]`: token `index` of each sequence, as
+    /// `Gather(x, index) {axis = 1}` gives on the padded batch. Nil when a sequence is too short
+    /// (the padded graph would read a padding row there).
+    func token(_ index: Int, of tensor: Tensor) throws -> Tensor? {
+        guard index < shortest, tensor.rank >= 2, tensor.shape[0] == 1, tensor.shape[1] == total else { return nil }
+        let rowSize = tensor.shape.dropFirst(2).reduce(1, *)
+        var sources: [Int] = []
+        for row in 0..<batch {
+            let start = (offsets[row] + index) * rowSize
+            sources.append(contentsOf: start..<(start + rowSize))
+        }
+        return try Tensor(dtype: tensor.dtype, shape: [batch] + tensor.shape.dropFirst(2), storage: Self.gather(tensor.storage, sources))
+    }
+
+    /// Position ids `offset + step·s` of each token within its sequence, `[1, T]` int64.
+    func positions(offset: Int64, step: Int64) -> Tensor {
+        var ids = [Int64](repeating: 0, count: total)
+        for row in 0..<batch {
+            for token in offsets[row]..<offsets[row + 1] { ids[token] = offset + step * Int64(token - offsets[row]) }
+        }
+        return try! Tensor(ints: ids, shape: [1, total])  // Cannot fail: `total` elements.
+    }
+
+    /// Element `i` of the result is element `sources[i]` of `storage` (zero / false for -1).
+    private static func gather(_ storage: Tensor.Storage, _ sources: [Int]) -> Tensor.Storage {
+        func pick<T>(_ values: [T], _ zero: T) -> [T] { sources.map { $0 < 0 ? zero : values[$0] } }
+        switch storage {
+        case .float(let values): return .float(pick(values, 0))
+        case .int(let values): return .int(pick(values, 0))
+        case .bool(let values): return .bool(pick(values, false))
+        }
+    }
+}
