@@ -8,6 +8,9 @@
 #define KILN_SIMD_H
 
 #include <stddef.h>
+// The INT8 GEMM's quantize/epilogue kernels (included here so that module caches built before
+// that header existed are invalidated).
+#include "kiln_int8.h"
 
 #ifdef __cplusplus
 extern "C" {

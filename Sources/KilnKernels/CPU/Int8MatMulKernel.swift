@@ -2,15 +2,22 @@ import CDNNL
 import Foundation
 import KilnCore
 
-/// `Y = activation(dequant(quant(A)·Wq) + bias)` on oneDNN's int8 matmul: the CPU engine's
+/// `Y = activation(dequant(quant(A)·Wq) + bias)` on oneDNN's u8×s8 → s32 matmul: the CPU engine's
 /// ``KilnOperators/fusedMatMul`` with `precision = "int8"`.
 ///
-/// - Weights: s8, per-output-channel scales (``Int8Quantization/weightScales(_:inputSize:outputSize:)``),
-///   packed once into oneDNN's preferred layout.
-/// - Activations: s8 with one scale per call: fixed (static, from calibration) or the input's
-///   max-abs / 127 computed on every call (dynamic).
-/// - Epilogue fused into the GEMM: output scales `s_a·s_w[n]` (int32 → fp32 dequantization),
-///   then bias and the activation as post-ops, so the fp32 result is written once.
+/// - Weights: s8 (7-bit levels), per-output-channel scales
+///   (``Int8Quantization/weightScales(_:inputSize:outputSize:)``), packed once into oneDNN's
+///   preferred layout.
+/// - Activations: quantized to s8 levels with one scale per call — fixed (static, from
+///   calibration) or the input's max-abs / 127 (dynamic) — and stored shifted by +128 as u8
+///   (``Int8RowKernels/quantizeU8(_:count:inverseScale:into:isa:)``). On CPUs without VNNI,
+///   u8×s8 is the operand pair oneDNN's fast int8 GEMM multiplies (`vpmaddubsw`); an s8 source
+///   made it copy and shift the activations itself on every call, and its fp32 epilogue
+///   (run-time output scales + binary post-op) ran as a separate slow pass.
+/// - The GEMM writes exact int32 sums into the output buffer; the epilogue converts them in
+///   place: `(acc + compensation[n])·s_a·s_w[n] + bias[n]`, where
+///   `compensation[n] = -128·Σ_k Wq[k, n]` undoes the +128 shift exactly, then the activation,
+///   per block of rows while it is in cache.
 ///
 /// Immutable after construction apart from the primitive cache; share it between threads, each
 /// with its own ``CPUStream``.
@@ -28,26 +35,32 @@ public final class Int8MatMulKernel: @unchecked Sendable {
     /// Name for error messages.
     public let name: String
     public let engine: CPUEngine
+    /// The element-wise kernels' instruction set (quantize, epilogue, activation).
+    public let isa: KernelISA
 
     private let weightsMemory: dnnl_memory_t
     private let weightsDescriptor: dnnl_memory_desc_t
     private let packedWeights: UnsafeMutableRawPointer
-    private let biasStorage: UnsafeMutablePointer<Float>?
-    private let biasMemory: dnnl_memory_t?
-    private let staticScales: UnsafeMutablePointer<Float>
-    private let attributes: dnnl_primitive_attr_t
+    /// `outputSize` floats, or nil.
+    private let bias: UnsafeMutablePointer<Float>?
+    /// `-128·Σ_k Wq[k, n]`: the u8 shift's contribution to each column, removed exactly in int32.
+    private let compensation: UnsafeMutablePointer<Int32>
+    /// `s_a·s_w[n]` for static kernels.
+    private let staticScales: [Float]
     private let cache = MatMulPrimitiveCache()
 
     /// Builds the kernel from already-quantized weights (what a plan stores).
     /// - Parameters:
-    ///   - quantizedWeights: `Wq`, `inputSize × outputSize` levels, row-major.
+    ///   - quantizedWeights: `Wq`, `inputSize × outputSize` levels in ±63, row-major.
     ///   - weightScales: `outputSize` scales (`W ≈ Wq[k, n]·weightScales[n]`).
     ///   - bias: `outputSize` floats or nil.
     ///   - inputScale: the static activation scale, or nil for dynamic.
-    /// - Throws: ``KilnError`` on mismatched sizes or a oneDNN failure.
+    ///   - isa: the element-wise kernels' instruction set (tests run both).
+    /// - Throws: ``KilnError`` on mismatched sizes, levels outside ±63 or a oneDNN failure.
     public init(
         quantizedWeights: [Int8], weightScales: [Float], bias: [Float]?, inputSize: Int, outputSize: Int,
-        activation: GemmActivation = .none, inputScale: Float? = nil, engine: CPUEngine = .shared, name: String = "FusedMatMul"
+        activation: GemmActivation = .none, inputScale: Float? = nil, engine: CPUEngine = .shared, name: String = "FusedMatMul",
+        isa: KernelISA = .detected
     ) throws {
         func failure(_ message: String) -> KilnError {
             .invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: message)
@@ -57,6 +70,9 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         }
         if let bias, bias.count != outputSize { throw failure("bias holds \(bias.count) values, expected \(outputSize)") }
         if let inputScale, !(inputScale > 0 && inputScale.isFinite) { throw failure("activation scale must be positive and finite, got \(inputScale)") }
+        // Wider levels would saturate vpmaddubsw's 16-bit pair sums on CPUs without VNNI.
+        let limit = Int8(Int8Quantization.weightLevels)
+        guard quantizedWeights.allSatisfy({ $0 >= -limit && $0 <= limit }) else { throw failure("int8 weight levels must lie in ±\(limit)") }
         self.inputSize = inputSize
         self.outputSize = outputSize
         self.activation = activation
@@ -64,11 +80,22 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         self.weightScales = weightScales
         self.name = name
         self.engine = engine
+        self.isa = isa
+        self.bias = bias.map { values in
+            let storage = UnsafeMutablePointer<Float>.allocate(capacity: outputSize)
+            storage.initialize(from: values, count: outputSize)
+            return storage
+        }
+        compensation = .allocate(capacity: outputSize)
+        compensation.initialize(repeating: 0, count: outputSize)
+        for k in 0..<inputSize {
+            for n in 0..<outputSize { compensation[n] -= 128 * Int32(quantizedWeights[k * outputSize + n]) }
+        }
+        staticScales = weightScales.map { (inputScale ?? 1) * $0 }
 
-        attributes = try Int8MatMulKernel.makeAttributes(activation, hasBias: bias != nil, outputSize: outputSize)
         let anyWeights = try OneDNN.memoryDescriptor([inputSize, outputSize], dnnl_s8, dnnl_format_tag_any)
         let probe = try Int8MatMulKernel.makePrimitiveDescriptor(
-            rows: 128, inputSize: inputSize, outputSize: outputSize, weights: anyWeights, attributes: attributes, engine: engine)
+            rows: 128, inputSize: inputSize, outputSize: outputSize, weights: anyWeights, engine: engine)
         defer { dnnl_primitive_desc_destroy(probe) }
         var packed = dnnl_primitive_desc_query_md(probe, dnnl_query_weights_md, 0)!.pointee
         weightsDescriptor = packed
@@ -81,27 +108,13 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         try quantizedWeights.withUnsafeBufferPointer { plain in
             try OneDNN.packWeights(UnsafeRawPointer(plain.baseAddress!), rows: inputSize, columns: outputSize, dataType: dnnl_s8, into: packedMemory, descriptor: packed, engine: engine)
         }
-        if let bias {
-            let storage = UnsafeMutablePointer<Float>.allocate(capacity: outputSize)
-            storage.update(from: bias, count: outputSize)
-            var descriptor = try OneDNN.memoryDescriptor([1, outputSize], dnnl_f32, dnnl_ab)
-            var handle: dnnl_memory_t?
-            try OneDNN.check(dnnl_memory_create(&handle, &descriptor, engine.handle, storage), "wrap the bias")
-            biasStorage = storage
-            biasMemory = handle
-        } else {
-            biasStorage = nil
-            biasMemory = nil
-        }
-        staticScales = .allocate(capacity: outputSize)
-        for n in 0..<outputSize { staticScales[n] = (inputScale ?? 1) * weightScales[n] }
     }
 
     /// Quantizes fp32 weights per output channel and builds the kernel (for tests and tools;
     /// plans store the levels and use the other initializer).
     public convenience init(
         weights: [Float], bias: [Float]?, inputSize: Int, outputSize: Int, activation: GemmActivation = .none,
-        inputScale: Float? = nil, engine: CPUEngine = .shared, name: String = "FusedMatMul"
+        inputScale: Float? = nil, engine: CPUEngine = .shared, name: String = "FusedMatMul", isa: KernelISA = .detected
     ) throws {
         guard weights.count == inputSize * outputSize else {
             throw KilnError.invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: "weights hold \(weights.count) values, expected \(inputSize * outputSize)")
@@ -112,70 +125,99 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         }
         try self.init(
             quantizedWeights: levels, weightScales: scales, bias: bias, inputSize: inputSize, outputSize: outputSize,
-            activation: activation, inputScale: inputScale, engine: engine, name: name)
+            activation: activation, inputScale: inputScale, engine: engine, name: name, isa: isa)
     }
 
     deinit {
         cache.destroyAll()
         dnnl_memory_destroy(weightsMemory)
-        if let biasMemory { dnnl_memory_destroy(biasMemory) }
-        biasStorage?.deallocate()
-        staticScales.deallocate()
         packedWeights.deallocate()
-        dnnl_primitive_attr_destroy(attributes)
+        bias?.deallocate()
+        compensation.deallocate()
     }
 
     /// The oneDNN implementation picked for `rows` (e.g. `gemm:jit` on AVX2).
     public func implementationName(rows: Int) throws -> String { try primitive(rows: rows).implementation }
 
-    /// Computes `Y` for `rows` rows of fp32 `input`; `output` gets `rows × outputSize` fp32 values.
+    /// Computes `Y` for `rows` rows of fp32 `input`; `output` gets `rows × outputSize` fp32 values
+    /// (it must not overlap `input`).
     public func run(input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, stream: CPUStream) throws {
         guard rows > 0 else { return }
         let count = rows * inputSize
-        let scale = inputScale ?? Int8Quantization.activationScale(absMax: Int8Quantization.absMax(input, count: count))
-        try withUnsafeTemporaryAllocation(of: Int8.self, capacity: count) { levels in
-            Int8Quantization.quantize(input, count: count, scale: scale, into: levels.baseAddress!)
-            if inputScale != nil {
-                try execute(levels.baseAddress!, rows: rows, scales: staticScales, output: output, stream: stream)
-            } else {
-                try withUnsafeTemporaryAllocation(of: Float.self, capacity: outputSize) { scales in
-                    for n in 0..<outputSize { scales[n] = scale * weightScales[n] }
-                    try execute(levels.baseAddress!, rows: rows, scales: scales.baseAddress!, output: output, stream: stream)
-                }
-            }
+        let scale = inputScale ?? Int8Quantization.activationScale(absMax: absMax(input, count: count))
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { levels in
+            quantize(input, rows: rows, scale: scale, into: levels.baseAddress!)
+            let accumulators = UnsafeMutableRawPointer(output).bindMemory(to: Int32.self, capacity: rows * outputSize)
+            try execute(levels.baseAddress!, rows: rows, accumulators: accumulators, stream: stream)
+            // The int32 sums sit in `output`; convert them in place (Int32 and Float are both 4 bytes).
+            let scales = inputScale != nil ? staticScales : weightScales.map { scale * $0 }
+            scales.withUnsafeBufferPointer { epilogue(accumulators, rows: rows, scales: $0.baseAddress!, output: output) }
         }
     }
 
-    private func execute(_ input: UnsafeMutablePointer<Int8>, rows: Int, scales: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, stream: CPUStream) throws {
+    /// The dynamic scale's max-abs, chunks of rows on the OpenMP team.
+    private func absMax(_ input: UnsafePointer<Float>, count: Int) -> Float {
+        let chunks = max(1, min(CPUThreading.threadCount, count / 16384))
+        var partial = [Float](repeating: 0, count: chunks)
+        partial.withUnsafeMutableBufferPointer { results in
+            let results = results.baseAddress!
+            CPUThreading.parallelChunks(chunks) { chunk, chunks in
+                let start = count * chunk / chunks, end = count * (chunk + 1) / chunks
+                results[chunk] = Int8RowKernels.absMax(input + start, count: end - start, isa: isa)
+            }
+        }
+        return partial.max() ?? 0
+    }
+
+    private func quantize(_ input: UnsafePointer<Float>, rows: Int, scale: Float, into levels: UnsafeMutablePointer<UInt8>) {
+        let inverse = 1 / scale
+        let size = inputSize
+        CPUThreading.parallelFor(rows, minimumChunk: max(1, 8192 / size)) { range in
+            let start = range.lowerBound * size
+            Int8RowKernels.quantizeU8(input + start, count: range.count * size, inverseScale: inverse, into: levels + start, isa: isa)
+        }
+    }
+
+    /// Dequantization, bias and activation over blocks of rows, in place.
+    private func epilogue(_ accumulators: UnsafeMutablePointer<Int32>, rows: Int, scales: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        let columns = outputSize
+        CPUThreading.parallelFor(rows, minimumChunk: max(1, 4096 / columns)) { range in
+            let start = range.lowerBound * columns
+            Int8RowKernels.dequantize(
+                accumulators + start, into: output + start, rows: range.count, columns: columns,
+                compensation: compensation, scales: scales, bias: bias, isa: isa)
+            activate(output + start, count: range.count * columns)
+        }
+    }
+
+    /// The epilogue activation over `count` floats in place (one worker's block).
+    private func activate(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        switch activation {
+        case .none: return
+        case .gelu: GeluKernel.run(input: values, output: values, count: count, approximation: .none, width: 1, isa: isa)
+        case .geluTanh: GeluKernel.run(input: values, output: values, count: count, approximation: .tanh, width: 1, isa: isa)
+        case .relu: for index in 0..<count { values[index] = max(values[index], 0) }
+        case .tanh: for index in 0..<count { values[index] = Foundation.tanh(values[index]) }
+        }
+    }
+
+    private func execute(_ input: UnsafeMutablePointer<UInt8>, rows: Int, accumulators: UnsafeMutablePointer<Int32>, stream: CPUStream) throws {
         let entry = try primitive(rows: rows)
         var sourceDescriptor = entry.sourceDescriptor
         var destinationDescriptor = entry.destinationDescriptor
-        var scalesDescriptor = try OneDNN.memoryDescriptor([outputSize], dnnl_f32, dnnl_a)
-        var source: dnnl_memory_t?, destination: dnnl_memory_t?, scaleMemory: dnnl_memory_t?
-        try OneDNN.check(dnnl_memory_create(&source, &sourceDescriptor, engine.handle, input), "wrap the int8 input")
+        var source: dnnl_memory_t?, destination: dnnl_memory_t?
+        try OneDNN.check(dnnl_memory_create(&source, &sourceDescriptor, engine.handle, input), "wrap the u8 input")
         defer { dnnl_memory_destroy(source) }
-        try OneDNN.check(dnnl_memory_create(&destination, &destinationDescriptor, engine.handle, output), "wrap the output")
+        try OneDNN.check(dnnl_memory_create(&destination, &destinationDescriptor, engine.handle, accumulators), "wrap the int32 output")
         defer { dnnl_memory_destroy(destination) }
-        try OneDNN.check(dnnl_memory_create(&scaleMemory, &scalesDescriptor, engine.handle, scales), "wrap the output scales")
-        defer { dnnl_memory_destroy(scaleMemory) }
         CPUThreading.applyOpenMPThreadCount()
-        var arguments = [
-            dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: source), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weightsMemory),
-            dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: destination),
-            dnnl_exec_arg_t(arg: DNNL_ARG_ATTR_OUTPUT_SCALES, memory: scaleMemory),
-        ]
-        // The bias is a binary-add post-op (applied after the output scales, in fp32).
-        if let biasMemory { arguments.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | DNNL_ARG_SRC_1, memory: biasMemory)) }
-        try arguments.withUnsafeBufferPointer { buffer in
-            try OneDNN.check(dnnl_primitive_execute(entry.primitive, stream.handle, Int32(buffer.count), buffer.baseAddress), "execute an int8 matmul")
-        }
-        try OneDNN.check(dnnl_stream_wait(stream.handle), "wait for a stream")
+        try OneDNN.execute(entry.primitive, stream: stream, (DNNL_ARG_SRC, source!), (DNNL_ARG_WEIGHTS, weightsMemory), (DNNL_ARG_DST, destination!))
     }
 
     private func primitive(rows: Int) throws -> MatMulPrimitiveCache.Entry {
         try cache.entry(rows: rows) {
             let descriptor = try Int8MatMulKernel.makePrimitiveDescriptor(
-                rows: rows, inputSize: inputSize, outputSize: outputSize, weights: weightsDescriptor, attributes: attributes, engine: engine)
+                rows: rows, inputSize: inputSize, outputSize: outputSize, weights: weightsDescriptor, engine: engine)
             defer { dnnl_primitive_desc_destroy(descriptor) }
             var primitive: dnnl_primitive_t?
             try OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "create an int8 matmul primitive")
@@ -187,46 +229,19 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         }
     }
 
-    /// oneDNN's "value given at run time" marker (`DNNL_RUNTIME_F32_VAL`, a NaN payload C macros hide from Swift).
-    static let runtimeFloat = Float(bitPattern: 0x7fc0_00d0)
-
-    private static func makeAttributes(_ activation: GemmActivation, hasBias: Bool, outputSize: Int) throws -> dnnl_primitive_attr_t {
-        var attributes: dnnl_primitive_attr_t?
-        try OneDNN.check(dnnl_primitive_attr_create(&attributes), "create primitive attributes")
-        var marker = runtimeFloat
-        // Per-column (mask bit 1 = N) scales supplied at run time: s_a·s_w[n].
-        try OneDNN.check(dnnl_primitive_attr_set_output_scales(attributes, 1, 1 << 1, &marker), "set run-time output scales")
-        var postOps: dnnl_post_ops_t?
-        try OneDNN.check(dnnl_post_ops_create(&postOps), "create post-ops")
-        defer { dnnl_post_ops_destroy(postOps) }
-        if hasBias {
-            var biasDescriptor = try OneDNN.memoryDescriptor([1, outputSize], dnnl_f32, dnnl_ab)
-            try OneDNN.check(dnnl_post_ops_append_binary(postOps, dnnl_binary_add, &biasDescriptor), "append the bias post-op")
-        }
-        let algorithm: dnnl_alg_kind_t?
-        switch activation {
-        case .none: algorithm = nil
-        case .gelu: algorithm = dnnl_eltwise_gelu_erf
-        case .geluTanh: algorithm = dnnl_eltwise_gelu_tanh
-        case .relu: algorithm = dnnl_eltwise_relu
-        case .tanh: algorithm = dnnl_eltwise_tanh
-        }
-        if let algorithm { try OneDNN.check(dnnl_post_ops_append_eltwise(postOps, 1, algorithm, 0, 0), "append the \(activation) post-op") }
-        try OneDNN.check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "set post-ops")
-        return attributes!
-    }
-
+    /// u8 `[rows, K]` × s8 `[K, N]` → s32 `[rows, N]`, no attributes: the plain integer GEMM
+    /// (scales, bias and activation are the epilogue's).
     private static func makePrimitiveDescriptor(
-        rows: Int, inputSize: Int, outputSize: Int, weights: dnnl_memory_desc_t, attributes: dnnl_primitive_attr_t, engine: CPUEngine
+        rows: Int, inputSize: Int, outputSize: Int, weights: dnnl_memory_desc_t, engine: CPUEngine
     ) throws -> dnnl_primitive_desc_t {
-        var source = try OneDNN.memoryDescriptor([rows, inputSize], dnnl_s8, dnnl_ab)
+        var source = try OneDNN.memoryDescriptor([rows, inputSize], dnnl_u8, dnnl_ab)
         var weights = weights
-        var destination = try OneDNN.memoryDescriptor([rows, outputSize], dnnl_f32, dnnl_ab)
+        var destination = try OneDNN.memoryDescriptor([rows, outputSize], dnnl_s32, dnnl_ab)
         var operation = dnnl_matmul_desc_t()
         try OneDNN.check(dnnl_matmul_desc_init(&operation, &source, &weights, nil, &destination), "describe an int8 matmul")
         var descriptor: dnnl_primitive_desc_t?
         try OneDNN.check(
-            dnnl_primitive_desc_create(&descriptor, &operation, attributes, engine.handle, nil),
+            dnnl_primitive_desc_create(&descriptor, &operation, nil, engine.handle, nil),
             "create an int8 matmul [\(rows), \(inputSize)]×[\(inputSize), \(outputSize)]")
         return descriptor!
     }

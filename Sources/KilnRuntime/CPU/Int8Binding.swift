@@ -32,13 +32,13 @@ enum Int8Binding {
         let rows = a.count / kernel.inputSize
         let shape = Array(a.shape.dropLast()) + [kernel.outputSize]
         let count = rows * kernel.outputSize
-        let result = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            if rows > 0 {
-                try values.withUnsafeBufferPointer {
-                    try kernel.run(input: $0.baseAddress!, rows: rows, output: buffer.baseAddress!, stream: context.stream)
-                }
+        guard rows > 0 else { return [try Tensor(floats: [], shape: shape)] }
+        // A dead buffer of this size from the context's pool when there is one (like the fp32 GEMMs).
+        var result = context.buffers.take(count: count) ?? [Float](repeating: 0, count: count)
+        try values.withUnsafeBufferPointer { input in
+            try result.withUnsafeMutableBufferPointer {
+                try kernel.run(input: input.baseAddress!, rows: rows, output: $0.baseAddress!, stream: context.stream)
             }
-            initialized = count
         }
         return [try Tensor(dtype: .float32, shape: shape, storage: .float(result))]
     }
