@@ -6,7 +6,7 @@ import Yams
 public struct ModelSettings: Sendable, Codable, Equatable {
     /// The most rows (utterances) one engine call takes.
     public var maxBatchSize: Int = 16
-    /// The most padded tokens (rows x longest row) one engine call takes; nil for no token limit.
+    /// The most real tokens (padding not counted) one engine call takes; nil for no token limit.
     public var maxBatchTokens: Int?
     /// How long the batcher waits for more requests after the first one arrives, in milliseconds.
     public var maxQueueDelayMs: Double = 5

@@ -68,7 +68,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "The most utterances per engine call.")
     var maxBatchSize: Int?
 
-    @Option(help: "The most padded tokens (rows x longest row) per engine call; long utterances close a batch sooner.")
+    @Option(help: "The most real tokens (padding not counted) per engine call; long utterances close a batch sooner.")
     var maxBatchTokens: Int?
 
     @Option(help: "How long the batcher waits to fill a batch, in milliseconds.")
@@ -96,6 +96,7 @@ struct ServeCommand: ParsableCommand {
     }
 
     func run() throws {
+        OpenMPWaitPolicy.ensurePassive()  // may replace the process; nothing above it may have side effects
         var configuration = ServeConfiguration(modelRepository: try repositoryURL())
         if let config { try configuration.apply(configFile: URL(fileURLWithPath: config)) }
         configuration.host = host

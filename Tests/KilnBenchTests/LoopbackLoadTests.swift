@@ -59,6 +59,9 @@ final class StubServer: @unchecked Sendable {
     }
 
     func stop() { task?.cancel() }
+
+    /// Stops the server and waits until it no longer listens.
+    func stopAndWait() async { task?.cancel(); _ = try? await task?.value }
 }
 
 @Suite("load against a loopback stub server", .serialized, .timeLimit(.minutes(2)))
@@ -131,8 +134,7 @@ struct LoopbackLoadTests {
             #expect(status == 404)
         }
         let port = server.port
-        server.stop()
-        try await Task.sleep(for: .milliseconds(300))
+        await server.stopAndWait()
         do {
             try await generator("http://127.0.0.1:\(port)/v1/parse", timeout: 2).preflight()
             Issue.record("a stopped server passed the preflight")

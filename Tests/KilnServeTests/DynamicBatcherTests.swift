@@ -16,9 +16,14 @@ struct DynamicBatcherTests {
         let lock = NSLock()
         var batches: [[Int]] = []
         let delay: Double
-        init(delay: Double = 0) { self.delay = delay }
+        let gate: Gate?
+        init(delay: Double = 0, gate: Gate? = nil) {
+            self.delay = delay
+            self.gate = gate
+        }
 
         func run(_ items: [Int]) -> [Int] {
+            gate?.pass()
             if delay > 0 { Thread.sleep(forTimeInterval: delay) }
             lock.withLock { batches.append(items) }
             return items.map { $0 * 10 }
@@ -27,11 +32,15 @@ struct DynamicBatcherTests {
 
     @Test("never exceeds max batch size, and every caller gets its own result")
     func maxBatchSize() async throws {
-        let recorder = Recorder(delay: 0.01)
+        // The engine is held until all 20 are queued, so batches fill however slowly requests arrive.
+        let gate = Gate()
+        let recorder = Recorder(delay: 0.01, gate: gate)
         let batcher = DynamicBatcher<Int, Int>(
             settings: .init(maxBatchRows: 4, maxQueueDelay: 0.05, maxQueueSize: 100, instances: 1)) { _, items in recorder.run(items) }
         let results = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
-            for value in 0..<20 { group.addTask { (value, try await batcher.submit(value, timeout: 10).output) } }
+            for value in 0..<20 { group.addTask { (value, try await batcher.submit(value, timeout: 60).output) } }
+            try await waitUntil("all 20 are queued") { batcher.acceptedCount == 20 }
+            gate.open()
             return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
         }
         await batcher.shutdown()
@@ -41,33 +50,48 @@ struct DynamicBatcherTests {
         #expect(recorder.batches.flatMap { $0 }.sorted() == Array(0..<20))
     }
 
-    @Test("a token budget caps rows x longest row per batch; short items still fill max batch rows; an oversized item runs alone")
+    @Test("a token budget caps the real tokens per batch: short items fill max batch rows, one long item does not make short ones count as long, an oversized item runs alone")
     func tokenBudget() async throws {
-        // Items are their own length in tokens.
-        let recorder = Recorder(delay: 0.02)
+        // Items are their own length in tokens. Each phase holds the engine with a 1-token blocker
+        // while it queues its items, so batches are formed from a known queue, not from arrival timing.
+        let gate = Gate()
+        let recorder = Recorder(gate: gate)
         let batcher = DynamicBatcher<Int, Int>(
-            settings: .init(maxBatchRows: 8, maxQueueDelay: 0.2, maxQueueSize: 100, instances: 1, maxBatchTokens: 64)
+            settings: .init(maxBatchRows: 8, maxQueueDelay: 0.05, maxQueueSize: 100, instances: 1, maxBatchTokens: 64)
         ) { _, items in recorder.run(items) }
-        func submitAll(_ lengths: [Int]) async throws -> [Int] {
-            try await withThrowingTaskGroup(of: Int.self) { group in
-                for length in lengths { group.addTask { try await batcher.submit(length, length: length, timeout: 10).output } }
-                return try await group.reduce(into: []) { $0.append($1) }.sorted()
+        func phase(_ groups: [[Int]]) async throws -> [Int] {
+            gate.close()
+            var tasks = [Task { try await batcher.submit(1, tokens: 1, timeout: 60).output }]
+            try await waitUntil("the blocker runs") { batcher.busyInstances == 1 }
+            for group in groups {  // queued in this group order
+                let queued = batcher.queueDepth
+                tasks += group.map { length in Task { try await batcher.submit(length, tokens: length, timeout: 60).output } }
+                try await waitUntil("\(group) queued") { batcher.queueDepth == queued + group.count }
             }
+            gate.open()
+            var outputs: [Int] = []
+            for task in tasks { outputs.append(try await task.value) }
+            return Array(outputs.dropFirst()).sorted()
         }
         // Short items: 8 x 4 = 32 tokens, so the row limit, not the budget, closes the batch.
         let short = Array(repeating: 4, count: 11)
-        #expect(try await submitAll(short) == short.map { $0 * 10 })
+        #expect(try await phase([short]) == short.map { $0 * 10 })
         #expect(recorder.batches.contains { $0.count == 8 }, "short items fill the row limit: \(recorder.batches)")
-        // Mixed lengths: no batch over 64 padded tokens, except the 100-token item, which runs alone.
+        // Six short items then a long one: 6 x 4 + 40 = 64 real tokens, one batch of 7 rows
+        // (counted padded, as 7 x 40, it would have been split).
+        let withLong = Array(repeating: 4, count: 6) + [40]
+        #expect(try await phase([Array(withLong.prefix(6)), [40]]) == withLong.map { $0 * 10 })
+        #expect(recorder.batches.contains { $0.sorted() == withLong }, "\(recorder.batches)")
+        // Mixed lengths: no batch over 64 real tokens, except the 100-token item, which runs alone.
         let mixed = [30, 30, 30, 100] + Array(repeating: 8, count: 6)
-        #expect(try await submitAll(mixed) == mixed.sorted().map { $0 * 10 })
+        #expect(try await phase([mixed]) == mixed.sorted().map { $0 * 10 })
         await batcher.shutdown()
         for batch in recorder.batches where batch != [100] {
-            #expect(batch.count * (batch.max() ?? 0) <= 64, "batch \(batch) is over the token budget")
+            #expect(batch.reduce(0, +) <= 64, "batch \(batch) is over the token budget")
             #expect(batch.count <= 8)
         }
         #expect(recorder.batches.contains([100]), "an item over the budget runs alone: \(recorder.batches)")
-        #expect(recorder.batches.flatMap { $0 }.sorted() == (short + mixed).sorted())
+        #expect(recorder.batches.flatMap { $0 }.filter { $0 != 1 }.sorted() == (short + withLong + mixed).sorted())
     }
 
     @Test("a batch full by tokens runs without waiting for the queue delay")
@@ -77,7 +101,7 @@ struct DynamicBatcherTests {
             settings: .init(maxBatchRows: 16, maxQueueDelay: 5, maxQueueSize: 100, instances: 1, maxBatchTokens: 50)
         ) { _, items in recorder.run(items) }
         let start = ContinuousClock.now
-        _ = try await batcher.submit(40, length: 40, timeout: 10)
+        _ = try await batcher.submit(40, tokens: 40, timeout: 10)
         #expect(ContinuousClock.now - start < .seconds(2), "40 tokens leave no room for another 40-token row")
         await batcher.shutdown()
     }
@@ -104,34 +128,44 @@ struct DynamicBatcherTests {
 
     @Test("a full queue refuses at once with queueFull and a Retry-After")
     func queueFull() async throws {
-        let recorder = Recorder(delay: 0.3)
+        let gate = Gate()
+        let recorder = Recorder(gate: gate)
         let batcher = DynamicBatcher<Int, Int>(
             settings: .init(maxBatchRows: 1, maxQueueDelay: 0, maxQueueSize: 2, instances: 1)) { _, items in recorder.run(items) }
-        let outcomes = await withTaskGroup(of: Result<Int, any Error>.self) { group in
-            for value in 0..<8 {
-                group.addTask { await Result { try await batcher.submit(value, timeout: 30).output } }
-                try? await Task.sleep(for: .milliseconds(10))
+        // One request held in the engine, two queued (the bound): every later one is refused at once.
+        var admitted = [Task { try await batcher.submit(0, timeout: 60).output }]
+        try await waitUntil("one runs") { batcher.busyInstances == 1 }
+        admitted += (1..<3).map { value in Task { try await batcher.submit(value, timeout: 60).output } }
+        try await waitUntil("one runs and two wait") { batcher.busyInstances == 1 && batcher.queueDepth == 2 }
+        var refused: [Int] = []
+        for value in 3..<8 {
+            do {
+                _ = try await batcher.submit(value, timeout: 60)
+                Issue.record("request \(value) was admitted past a full queue")
+            } catch ServeError.queueFull(let seconds) {
+                refused.append(seconds)
             }
-            return await group.reduce(into: []) { $0.append($1) }
         }
-        await batcher.shutdown()
-        let refused = outcomes.compactMap { outcome -> Int? in
-            if case .failure(ServeError.queueFull(let seconds)) = outcome { return seconds }
-            return nil
-        }
-        #expect(refused.count >= 4, "\(outcomes)")
+        #expect(refused.count == 5)
         #expect(refused.allSatisfy { $0 >= 1 })
-        #expect(outcomes.filter { if case .success = $0 { true } else { false } }.count >= 2)
+        gate.open()
+        for (value, task) in admitted.enumerated() { #expect(try await task.value == value * 10) }
+        await batcher.shutdown()
     }
 
     @Test("a request that waits past its timeout fails with timedOut and is not run")
     func timeout() async throws {
-        let recorder = Recorder(delay: 0.3)
+        let gate = Gate()
+        let recorder = Recorder(gate: gate)
         let batcher = DynamicBatcher<Int, Int>(
             settings: .init(maxBatchRows: 1, maxQueueDelay: 0, maxQueueSize: 10, instances: 1)) { _, items in recorder.run(items) }
-        async let slow = batcher.submit(1, timeout: 10)
-        try await Task.sleep(for: .milliseconds(50))
-        await #expect(throws: ServeError.self) { _ = try await batcher.submit(2, timeout: 0.05) }
+        async let slow = batcher.submit(1, timeout: 60)
+        try await waitUntil("the slow request runs") { batcher.busyInstances == 1 }
+        let late = Task { try await batcher.submit(2, timeout: 0.05) }
+        try await waitUntil("the late request waits") { batcher.queueDepth == 1 }
+        try await Task.sleep(for: .milliseconds(100))  // at least past its 50 ms timeout (longer is as good)
+        gate.open()
+        await #expect(throws: ServeError.self) { _ = try await late.value }
         #expect(try await slow.output == 10)
         await batcher.shutdown()
         #expect(!recorder.batches.flatMap { $0 }.contains(2))
@@ -139,14 +173,17 @@ struct DynamicBatcherTests {
 
     @Test("higher priority runs first")
     func priority() async throws {
-        let recorder = Recorder(delay: 0.2)
+        let gate = Gate()
+        let recorder = Recorder(gate: gate)
         let batcher = DynamicBatcher<Int, Int>(
             settings: .init(maxBatchRows: 1, maxQueueDelay: 0, maxQueueSize: 10, instances: 1)) { _, items in recorder.run(items) }
-        async let first = batcher.submit(0, timeout: 10)
-        try await Task.sleep(for: .milliseconds(50))
-        async let low = batcher.submit(1, priority: 0, timeout: 10)
-        try await Task.sleep(for: .milliseconds(20))
-        async let high = batcher.submit(2, priority: 5, timeout: 10)
+        async let first = batcher.submit(0, timeout: 60)
+        try await waitUntil("the first request runs") { batcher.busyInstances == 1 }
+        async let low = batcher.submit(1, priority: 0, timeout: 60)
+        try await waitUntil("the low-priority request waits") { batcher.queueDepth == 1 }
+        async let high = batcher.submit(2, priority: 5, timeout: 60)
+        try await waitUntil("both wait") { batcher.queueDepth == 2 }
+        gate.open()
         _ = try await (first, low, high)
         await batcher.shutdown()
         #expect(recorder.batches.map { $0[0] } == [0, 2, 1])
@@ -158,7 +195,7 @@ struct DynamicBatcherTests {
         let batcher = DynamicBatcher<Int, Int>(
             settings: .init(maxBatchRows: 1, maxQueueDelay: 0, maxQueueSize: 10, instances: 2)) { _, items in recorder.run(items) }
         let pending = (0..<6).map { value in Task { try await batcher.submit(value, timeout: 10).output } }
-        try await Task.sleep(for: .milliseconds(10))
+        try await waitUntil("all six are queued") { batcher.acceptedCount == 6 }
         await batcher.shutdown()
         for (value, task) in pending.enumerated() { #expect(try await task.value == value * 10) }
         await #expect(throws: ServeError.self) { _ = try await batcher.submit(9, timeout: 1) }
@@ -181,19 +218,68 @@ struct DynamicBatcherTests {
     }
 }
 
-/// An engine that sleeps before running, to fill queues in HTTP tests.
+/// Holds engine calls until the test opens it, so a test can keep an engine busy exactly as long as
+/// it needs, however slowly the machine runs it.
+final class Gate: @unchecked Sendable {
+    // @unchecked: `isOpen` is only touched under `condition`.
+    private let condition = NSCondition()
+    private var isOpen: Bool
+    init(open: Bool = false) { isOpen = open }
+
+    /// Blocks the calling (engine) thread until the gate is open.
+    func pass() {
+        condition.lock()
+        while !isOpen { condition.wait() }
+        condition.unlock()
+    }
+
+    func open() { set(true) }
+    func close() { set(false) }
+    private func set(_ open: Bool) {
+        condition.lock()
+        isOpen = open
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// An engine that sleeps (and waits for its gate, if any) before running, to fill queues in HTTP tests.
 struct SlowEngine: InferenceEngine {
     let base: any InferenceEngine
     let seconds: Double
+    var gate: Gate? = nil
     var inputSignature: [ValueInfo] { base.inputSignature }
     var outputSignature: [ValueInfo] { base.outputSignature }
     func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        gate?.pass()
         Thread.sleep(forTimeInterval: seconds)
         return try base.run(inputs)
     }
 }
 
-@Suite("back-pressure over HTTP", .timeLimit(.minutes(2)))
+/// Counts finished tasks.
+final class DoneCounter: @unchecked Sendable {
+    // @unchecked: `count` is only touched under `lock`.
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+}
+
+/// Polls `condition` every 10 ms until it holds; fails the test after `timeout` seconds. Tests wait
+/// on what the server observably did (a queue depth, a busy engine), never on a fixed sleep, so a
+/// loaded CI machine slows them down instead of failing them.
+func waitUntil(
+    _ what: String, timeout: Double = 60, _ condition: () throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + .seconds(timeout)
+    while try !condition() {
+        guard ContinuousClock.now < deadline else { throw TestFailure("timed out after \(timeout) s waiting until \(what)") }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+@Suite("back-pressure over HTTP", .timeLimit(.minutes(3)))
 struct BackPressureTests {
     @Test("a full queue answers 429 with Retry-After; a queue timeout answers 503")
     func tooManyRequests() async throws {
@@ -202,32 +288,50 @@ struct BackPressureTests {
             $0.defaultModelSettings.maxQueueSize = 2
             $0.defaultModelSettings.maxQueueDelayMs = 0
         }
-        let slow: EngineFactory = { SlowEngine(base: try ServeFixtures.engineFactory($0), seconds: 0.4) }
-        try await withServer(configuration, engineFactory: slow) { _, port in
-            let statuses = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String?).self) { group in
-                for index in 0..<8 {
-                    group.addTask {
-                        try await withClient(port: port) { client in
-                            let response = try await client.postJSON("/v1/parse", #"{"text": "hello \#(index)"}"#)
-                            return (response.status, response.headers[.retryAfter])
-                        }
+        let gate = Gate(open: false)
+        let slow: EngineFactory = { SlowEngine(base: try ServeFixtures.engineFactory($0), seconds: 0, gate: gate) }
+        try await withServer(configuration, engineFactory: slow) { server, port in
+            let batcher = try server.models.resolve(nil).batcher
+            // With the engine held: one request runs, two wait (the bound), five are refused.
+            let done = DoneCounter()
+            let requests = (0..<8).map { index in
+                Task {
+                    defer { done.increment() }
+                    return try await withClient(port: port) { client in
+                        let response = try await client.postJSON("/v1/parse", #"{"text": "hello \#(index)"}"#)
+                        return (response.status, response.headers[.retryAfter])
                     }
                 }
-                return try await group.reduce(into: []) { $0.append($1) }
             }
+            // (Every request is then running, queued or answered; how many queued before the
+            // engine took its first one depends on timing, so the counts are bounds.)
+            try await waitUntil("one runs and every other request is queued or answered") {
+                batcher.busyInstances == 1 && 1 + batcher.queueDepth + done.value == 8
+            }
+            gate.open()
+            var statuses: [(HTTPResponse.Status, String?)] = []
+            for request in requests { statuses.append(try await request.value) }
             let refused = statuses.filter { $0.0 == .tooManyRequests }
-            #expect(!refused.isEmpty, "\(statuses)")
+            #expect(refused.count >= 5, "\(statuses)")
             #expect(refused.allSatisfy { Int($0.1 ?? "") ?? 0 >= 1 }, "Retry-After on every 429")
-            #expect(statuses.contains { $0.0 == .ok })
-            // Keep the single engine busy, then send a request that may only wait 50 ms.
+            #expect(statuses.filter { $0.0 == .ok }.count == 8 - refused.count)
+            // Hold the engine with one request and one queued behind it, then send a request that
+            // may only wait 50 ms; release the engine only after that time has passed.
+            gate.close()
             let busy = (0..<2).map { index in
                 Task { try await withClient(port: port) { try await $0.postJSON("/v1/parse", #"{"text": "busy \#(index)"}"#).status } }
             }
-            try await Task.sleep(for: .milliseconds(300))
-            let late = try await withClient(port: port) { client in
-                try await client.postJSON("/v1/parse", #"{"text": "second", "timeout_ms": 50}"#)
+            try await waitUntil("one busy request runs and one waits") { batcher.busyInstances == 1 && batcher.queueDepth == 1 }
+            let late = Task {
+                try await withClient(port: port) { client in
+                    try await client.postJSON("/v1/parse", #"{"text": "second", "timeout_ms": 50}"#)
+                }
             }
-            #expect(late.status == .serviceUnavailable, "\(late.text)")
+            try await waitUntil("the late request waits") { batcher.queueDepth == 2 }
+            try await Task.sleep(for: .milliseconds(100))  // past its 50 ms timeout (longer is as good)
+            gate.open()
+            let lateResponse = try await late.value
+            #expect(lateResponse.status == .serviceUnavailable, "\(lateResponse.text)")
             for task in busy { #expect(try await task.value == .ok) }
         }
     }

@@ -22,7 +22,9 @@ struct GracefulShutdownTests {
                 }
             }
         }
-        try await Task.sleep(for: .milliseconds(400))  // every request sent and accepted
+        // Stop only once every request reached the batcher: the server has accepted them all.
+        let batcher = try server.models.resolve(nil).batcher
+        try await waitUntil("all four requests are accepted") { batcher.acceptedCount == 4 }
         try await handle.stop()
         for request in requests { #expect(try await request.value == .ok) }
     }

@@ -24,11 +24,10 @@ public struct BatcherSettings: Sendable, Equatable {
     public var maxQueueSize: Int
     /// Worker threads, one per engine instance.
     public var instances: Int
-    /// The most tokens one engine call computes, counted as the engine pays for them: rows x the
-    /// longest row (batches are padded to their longest request). nil: rows are the only limit.
-    /// A batch of short utterances fills up to `maxBatchRows`; long ones close the batch earlier,
-    /// so one long request does not make many short ones pay for its padding. A single request
-    /// over the budget still runs, alone.
+    /// The most real tokens (padding not counted) one engine call computes. nil: rows are the
+    /// only limit. The engine runs a batch with padding packed away (padding-free execution), so
+    /// its cost follows the real tokens: a batch of short utterances fills up to `maxBatchRows`,
+    /// long ones close it earlier. A single request over the budget still runs, alone.
     public var maxBatchTokens: Int?
 
     /// Creates settings; all values are clamped to sensible minimums.
@@ -40,17 +39,18 @@ public struct BatcherSettings: Sendable, Equatable {
         self.maxBatchTokens = maxBatchTokens.map { max(1, $0) }
     }
 
-    /// Whether a batch of `rows` rows whose longest row has `length` tokens is over a limit.
-    func exceeds(rows: Int, length: Int) -> Bool {
+    /// Whether a batch of `rows` rows holding `tokens` real tokens is over a limit.
+    func exceeds(rows: Int, tokens: Int) -> Bool {
         if rows > maxBatchRows { return true }
-        if let maxBatchTokens, rows * length > maxBatchTokens { return true }
+        if let maxBatchTokens, tokens > maxBatchTokens { return true }
         return false
     }
 
-    /// Whether a batch of `rows` rows of up to `length` tokens has no room for another row.
-    func isFull(rows: Int, length: Int) -> Bool {
+    /// Whether a batch of `rows` rows holding `tokens` real tokens has no room for another row like
+    /// the ones it has (its mean row length), so waiting for more requests cannot make it bigger.
+    func isFull(rows: Int, tokens: Int) -> Bool {
         if rows >= maxBatchRows { return true }
-        if let maxBatchTokens, (rows + 1) * max(1, length) > maxBatchTokens { return true }
+        if let maxBatchTokens, rows > 0, tokens + max(1, tokens / rows) > maxBatchTokens { return true }
         return false
     }
 }
@@ -76,7 +76,7 @@ public struct BatcherObserver: Sendable {
 ///
 /// Requests wait in a bounded queue (highest priority first, then arrival order). Each worker
 /// thread (one per engine instance) takes the oldest request, waits up to `maxQueueDelay` for more
-/// to arrive, then hands up to `maxBatchRows` rows (and, when set, `maxBatchTokens` padded tokens)
+/// to arrive, then hands up to `maxBatchRows` rows (and, when set, `maxBatchTokens` real tokens)
 /// to `runBatch` and resumes every caller with its
 /// own slice of the result. A full queue refuses new requests at once (429 + Retry-After) instead
 /// of growing; a request that waited past its deadline fails with 503 instead of running late.
@@ -88,8 +88,8 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
     private struct Pending {
         var item: Item
         var rows: Int
-        /// Tokens in its longest row (what its rows cost in a padded batch).
-        var length: Int
+        /// Real tokens in all its rows (its share of `maxBatchTokens`).
+        var tokens: Int
         var priority: Int
         var sequence: UInt64
         var enqueued: UInt64
@@ -135,17 +135,31 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
         return queue.count
     }
 
+    /// Engine instances running a batch right now.
+    public var busyInstances: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return busyWorkers
+    }
+
+    /// Requests accepted into the queue since the batcher started (refused ones not counted).
+    public var acceptedCount: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return sequence
+    }
+
     /// Queues one request and waits for its result.
     /// - Parameters:
     ///   - item: the request's rows.
     ///   - rows: how many rows it has (its share of `maxBatchRows`).
-    ///   - length: tokens in its longest row (its share of `maxBatchTokens`).
+    ///   - tokens: its real tokens, all rows together, padding not counted (its share of `maxBatchTokens`).
     ///   - priority: higher runs first; equal priorities run in arrival order.
     ///   - timeout: seconds it may wait in the queue.
     /// - Returns: its output and timings.
     /// - Throws: ``ServeError/queueFull(retryAfterSeconds:)``, ``ServeError/timedOut(_:)``,
     ///   ``ServeError/unavailable(_:)`` after shutdown, or what `runBatch` threw.
-    public func submit(_ item: Item, rows: Int = 1, length: Int = 1, priority: Int = 0, timeout: Double) async throws
+    public func submit(_ item: Item, rows: Int = 1, tokens: Int = 1, priority: Int = 0, timeout: Double) async throws
         -> BatchedResult<Output>
     {
         try await withCheckedThrowingContinuation { continuation in
@@ -164,7 +178,7 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
             }
             sequence += 1
             let pending = Pending(
-                item: item, rows: max(1, rows), length: max(1, length), priority: priority, sequence: sequence, enqueued: now,
+                item: item, rows: max(1, rows), tokens: max(1, tokens), priority: priority, sequence: sequence, enqueued: now,
                 deadline: now &+ UInt64(max(0, timeout) * 1e9), continuation: continuation)
             // Insert after every request of equal or higher priority.
             let index = queue.lastIndex { $0.priority >= priority }.map { $0 + 1 } ?? 0
@@ -244,12 +258,12 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
     /// waiting longer cannot make it bigger.
     private func nextBatchIsFullLocked() -> Bool {
         var rows = 0
-        var length = 0
+        var tokens = 0
         for pending in queue {
-            if rows > 0 && settings.exceeds(rows: rows + pending.rows, length: max(length, pending.length)) { return true }
+            if rows > 0 && settings.exceeds(rows: rows + pending.rows, tokens: tokens + pending.tokens) { return true }
             rows += pending.rows
-            length = max(length, pending.length)
-            if settings.isFull(rows: rows, length: length) { return true }
+            tokens += pending.tokens
+            if settings.isFull(rows: rows, tokens: tokens) { return true }
         }
         return false
     }
@@ -260,17 +274,17 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
         var batch: [Pending] = []
         var expired: [Pending] = []
         var rows = 0
-        var length = 0
+        var tokens = 0
         while let pending = queue.first {
             if pending.deadline < now {
                 expired.append(queue.removeFirst())
                 continue
             }
-            if !batch.isEmpty && settings.exceeds(rows: rows + pending.rows, length: max(length, pending.length)) { break }
+            if !batch.isEmpty && settings.exceeds(rows: rows + pending.rows, tokens: tokens + pending.tokens) { break }
             batch.append(queue.removeFirst())
             rows += pending.rows
-            length = max(length, pending.length)
-            if settings.isFull(rows: rows, length: length) { break }
+            tokens += pending.tokens
+            if settings.isFull(rows: rows, tokens: tokens) { break }
         }
         return (batch, expired)
     }

@@ -64,7 +64,7 @@ public final class ServeMetrics: Sendable {
             descriptor: descriptor("kiln_batch_size", "Rows per engine call"), labels: labels, buckets: Self.batchBuckets
         ).record(Double(rows))
         registry.makeValueHistogram(
-            descriptor: descriptor("kiln_batch_tokens", "Padded tokens per engine call"), labels: labels, buckets: Self.tokenBuckets
+            descriptor: descriptor("kiln_batch_tokens", "Real tokens (padding not counted) per engine call"), labels: labels, buckets: Self.tokenBuckets
         ).record(Double(tokens))
         registry.makeCounter(descriptor: descriptor("kiln_batches_total", "Engine calls"), labels: labels).increment()
     }

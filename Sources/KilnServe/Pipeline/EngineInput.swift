@@ -23,6 +23,10 @@ public struct EngineInput: Sendable, Equatable {
         self.tokenTypeIds = tokenTypeIds
     }
 
+    /// Real tokens over all rows (attention mask set), the padding inside a multi-row request not
+    /// counted: what the request costs a padding-free engine call.
+    public var tokens: Int { attentionMask.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } }
+
     /// Names of the three inputs, as the model declares them.
     public static let inputIdsName = "input_ids"
     public static let attentionMaskName = "attention_mask"

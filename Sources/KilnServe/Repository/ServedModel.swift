@@ -74,7 +74,7 @@ public final class ServedModel: Sendable {
         let instances = engines
         batcher = DynamicBatcher(settings: batcherSettings, observer: observer) { instance, inputs in
             let rows = inputs.reduce(0) { $0 + $1.rows }
-            let tokens = rows * (inputs.map(\.length).max() ?? 0)
+            let tokens = inputs.reduce(0) { $0 + $1.tokens }
             metrics.recordBatch(model: modelName, version: versionString, requests: inputs.count, rows: rows, tokens: tokens)
             return try assembler.run(inputs, on: instances[instance])
         }
@@ -102,7 +102,7 @@ public final class ServedModel: Sendable {
     ///   - timeout: seconds it may wait in the queue; nil for the model's setting.
     /// - Returns: the request's outputs and timings.
     public func infer(_ input: EngineInput, priority: Int = 0, timeout: Double? = nil) async throws -> BatchedResult<[String: Tensor]> {
-        try await batcher.submit(input, rows: input.rows, length: input.length, priority: priority,
+        try await batcher.submit(input, rows: input.rows, tokens: input.tokens, priority: priority,
                                  timeout: timeout ?? settings.queueTimeoutMs / 1000)
     }
 

@@ -1,0 +1,33 @@
+import Foundation
+
+/// Makes `kiln serve` run its OpenMP team (oneDNN's GEMMs and Kiln's SIMD kernels) with passive
+/// waiting unless the user chose a policy.
+///
+/// Why: with libgomp's default policy an idle team thread spins for a while before it sleeps. A
+/// server has more runnable threads than cores (NIO event loops, batcher workers, one team per
+/// engine call), so spinning threads steal the cores the request in flight needs; on a busy
+/// 2-core machine single batch-1 calls took ~1 s instead of ~30 ms. Passive waiting fixes that.
+///
+/// Why a re-exec: libgomp reads `OMP_WAIT_POLICY` once, in its library constructor, which runs
+/// before `main` (kiln links oneDNN, which links libgomp), so setting the variable in-process is
+/// too late. The process replaces itself (same pid, same arguments) with the variable set; the
+/// second start sees it set and goes on. A user's own `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is
+/// left alone (`KILN_OMP_WAIT_POLICY=keep` also disables this).
+enum OpenMPWaitPolicy {
+    /// Re-executes the running binary with `OMP_WAIT_POLICY=passive` when no policy is set.
+    /// Returns (without re-executing) when a policy is already set or the re-exec fails.
+    static func ensurePassive() {
+        let environment = ProcessInfo.processInfo.environment
+        guard environment["OMP_WAIT_POLICY"] == nil, environment["GOMP_SPINCOUNT"] == nil,
+              environment["KILN_OMP_WAIT_POLICY"] != "keep" else { return }
+        setenv("OMP_WAIT_POLICY", "passive", 1)
+        let arguments = CommandLine.arguments
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+        argv.append(nil)
+        execv("/proc/self/exe", &argv)
+        // Only reached when exec failed (no /proc): run on with the default policy, and say so.
+        FileHandle.standardError.write(Data(
+            "kiln: could not re-execute with OMP_WAIT_POLICY=passive (\(String(cString: strerror(errno)))); set it yourself for steady latency on busy machines\n".utf8))
+        unsetenv("OMP_WAIT_POLICY")
+    }
+}
