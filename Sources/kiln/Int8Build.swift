@@ -81,6 +81,11 @@ struct Int8BuildOptions: ParsableArguments {
     @Option(help: "tokenizer.json for the sensitivity search (default: beside the model).")
     var tokenizer: String?
 
+    @Option(help: ArgumentHelp(
+        "Noise margin of the sensitivity search, in standard errors of the sample's paired drop (0: trust the measured drop).",
+        valueName: "z"))
+    var sensitivityConfidence: Double = 1
+
     func validate(precision: String) throws {
         let wantsSearch = maxIntentDrop != nil || maxSlotF1Drop != nil
         if !precision.hasPrefix("int8") {
@@ -128,11 +133,13 @@ struct Int8BuildOptions: ParsableArguments {
         let examples = NLUDataset.sample(try NLUDataset.load(sensitivityData), count: sensitivitySamples)
         let (intentTolerance, slotTolerance, quantizeHeads) = (maxIntentDrop ?? .infinity, maxSlotF1Drop ?? .infinity, int8Heads)
         let extraKept = Set(keepFP32)
+        let confidence = sensitivityConfidence
         return { graph in
             Progress.note("sensitivity search on \(examples.count) labelled utterances")
             let search = MixedPrecisionSearch(
                 graph: graph, activationScales: scales, quantizeHeads: quantizeHeads, examples: examples, runner: runner,
-                scorer: NLUScorer(card: card), maxIntentDrop: intentTolerance, maxSlotF1Drop: slotTolerance, alwaysFP32: extraKept)
+                scorer: NLUScorer(card: card), maxIntentDrop: intentTolerance, maxSlotF1Drop: slotTolerance, alwaysFP32: extraKept,
+                confidence: confidence)
             let result = try search.run(log: { Progress.note($0) })
             Progress.note(String(
                 format: "mixed precision: %d GEMMs kept fp32 (%@); intent %.2f -> %.2f (pure int8 %.2f), slot F1 %.2f -> %.2f (pure int8 %.2f)%@",

@@ -133,5 +133,33 @@ import Testing
         if !result.sensitivities.isEmpty { #expect(result.sensitivities.count == candidates.count) }
         #expect(result.withinTolerance)
         #expect(result.mixed.intent >= result.fp32.intent && result.mixed.slotF1 >= result.fp32.slotF1)
+        // Ranked on a continuous signal: every candidate moves the logits a little, even when no
+        // task score on 16 utterances moves.
+        #expect(result.sensitivities.allSatisfy { $0.logitChange > 0 })
+    }
+
+    /// The session-2 support-en failure: int8 scored the same as fp32 on the sample (so the old
+    /// rule stopped at once) while deciding utterances differently; the margin sees that.
+    @Test("equal sample scores with different decisions are not within tolerance (noise margin)")
+    func noiseMargin() throws {
+        let examples = (0..<100).map { NLUExample(text: "u\($0)", intents: ["a"], slots: []) }
+        func evaluation(_ intents: [String]) -> MixedPrecisionSearch.Evaluation {
+            let predictions = intents.map { NLUPrediction(intents: [$0], slots: []) }
+            return .init(outputs: [], predictions: predictions, scores: Self.scorer.score(predictions, examples))
+        }
+        // fp32 gets 90 right; "int8" also 90, but 4 of its right ones and 4 wrong ones swapped.
+        let fp32 = evaluation((0..<100).map { $0 < 90 ? "a" : "b" })
+        let int8 = evaluation((0..<100).map { ($0 < 86 || ($0 >= 90 && $0 < 94)) ? "a" : "b" })
+        #expect(fp32.scores.intent == int8.scores.intent)
+        func search(_ confidence: Double) -> MixedPrecisionSearch {
+            MixedPrecisionSearch(
+                graph: Self.optimized, activationScales: nil, quantizeHeads: false, examples: examples, runner: Self.runner,
+                scorer: Self.scorer, maxIntentDrop: 0.5, maxSlotF1Drop: 1, confidence: confidence)
+        }
+        // 8 of 100 decided differently: one standard error is 100·√8/100 ≈ 2.8 points.
+        #expect(abs(search(1).margins(int8, fp32).intent - 8.0.squareRoot()) < 1e-9)
+        #expect(!search(1).within(int8, of: fp32))
+        #expect(search(0).within(int8, of: fp32))
+        #expect(search(1).within(fp32, of: fp32))
     }
 }
