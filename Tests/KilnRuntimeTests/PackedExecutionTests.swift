@@ -5,10 +5,14 @@ import KilnRuntime
 import Testing
 
 /// Padding-free (packed) execution of right-padded ragged batches: the same values at every
-/// real token and every per-sequence output as the padded run (1e-5) and as the reference
+/// real token and every per-sequence output as the padded run (5e-5) and as the reference
 /// executor on the unoptimized graph (1e-4); zeros at padding positions of per-token outputs;
 /// padded execution for graphs or masks that don't qualify.
 @Suite struct PackedExecutionTests {
+    /// Packed vs padded: the GEMMs see a different row count, so oneDNN may pick another blocking
+    /// and sum in another order; on logits of magnitude ~10 that moves the last fp32 bits (1.5e-5
+    /// seen in a CI run), far below the 1e-4 bound both keep against the reference.
+    static let packedVersusPaddedTolerance: Float = 5e-5
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let shippedModels = ["snips", "support-en", "banking77", "support-zh"]
 
@@ -55,7 +59,7 @@ import Testing
             #expect(actual.shape == paddedValue.shape, "\(model): \(output.name) \(actual.shape) vs \(paddedValue.shape)")
             let versusPadded = maxAbsDifferenceAtRealTokens(actual, paddedValue, mask: mask)
             let versusReference = maxAbsDifferenceAtRealTokens(actual, try #require(referenceOutputs[output.name]), mask: mask)
-            #expect(versusPadded <= 1e-5, "\(model): \(output.name) packed vs padded \(versusPadded)")
+            #expect(versusPadded <= Self.packedVersusPaddedTolerance, "\(model): \(output.name) packed vs padded \(versusPadded)")
             #expect(versusReference <= 1e-4, "\(model): \(output.name) packed vs reference \(versusReference)")
             if actual.rank >= 2 && actual.shape[1] == 12 {
                 #expect(valuesAtPadding(actual, mask: mask).allSatisfy { $0 == 0 }, "\(model): \(output.name) padding not zero")
@@ -64,7 +68,7 @@ import Testing
     }
 
     /// Both exporters' graphs (TorchScript and dynamo, every architecture in the fixtures): ORT's
-    /// outputs on the fixtures' ragged batches at real tokens, packed vs padded within 1e-5.
+    /// outputs on the fixtures' ragged batches at real tokens, packed vs padded within packedVersusPaddedTolerance.
     @Test(arguments: GoldenFixture.all(in: "models"))
     func fixturePackedMatchesPaddedAndONNXRuntime(_ fixture: GoldenFixture) throws {
         let graph = try ONNXImporter().load(fixture.modelURL)
@@ -79,7 +83,7 @@ import Testing
                 let paddedValue = try #require(paddedOutputs[name])
                 let versusPadded = mask.map { maxAbsDifferenceAtRealTokens(actual, paddedValue, mask: $0) } ?? maxAbsDifference(actual, paddedValue)
                 let versusORT = mask.map { maxAbsDifferenceAtRealTokens(actual, expected, mask: $0) } ?? maxAbsDifference(actual, expected)
-                #expect(versusPadded <= 1e-5, "\(fixture.name)/\(set.inputs): \(name) packed vs padded \(versusPadded) (\(packed.packingDescription))")
+                #expect(versusPadded <= Self.packedVersusPaddedTolerance, "\(fixture.name)/\(set.inputs): \(name) packed vs padded \(versusPadded) (\(packed.packingDescription))")
                 #expect(versusORT <= 1e-4, "\(fixture.name)/\(set.inputs): \(name) packed vs ORT \(versusORT)")
             }
         }
@@ -130,7 +134,7 @@ import Testing
             let a = try packed.run(inputs), b = try padded.run(inputs)
             for (name, tensor) in b {
                 let error = maxAbsDifferenceAtRealTokens(try #require(a[name]), tensor, mask: mask)
-                #expect(error <= 1e-5, "\(lengths): \(name) \(error)")
+                #expect(error <= Self.packedVersusPaddedTolerance, "\(lengths): \(name) \(error)")
             }
         }
     }
