@@ -5,10 +5,14 @@ import KilnText
 public struct NLUPrediction: Sendable, Equatable {
     public var intents: Set<String>
     public var slots: Set<GoldSlot>
+    /// The words the model tagged (empty when unknown): gold spans are projected onto them before
+    /// scoring, as the training pipeline scores.
+    public var words: [SlotDecoder.WordRange]
 
-    public init(intents: Set<String>, slots: Set<GoldSlot>) {
+    public init(intents: Set<String>, slots: Set<GoldSlot>, words: [SlotDecoder.WordRange] = []) {
         self.intents = intents
         self.slots = slots
+        self.words = words
     }
 }
 
@@ -16,7 +20,8 @@ public struct NLUPrediction: Sendable, Equatable {
 public struct NLUScores: Sendable, Equatable, Codable {
     /// Intent accuracy (single-label) or micro-F1 (multi-label).
     public var intent: Double
-    /// Entity-level slot F1 (type and whole span must match; conlleval style).
+    /// Entity-level slot F1 (type and whole span must match; conlleval style over the words the model
+    /// tags, as training/evaluate.py scores).
     public var slotF1: Double
     /// Utterances with every intent and every slot right.
     public var sentenceAccuracy: Double
@@ -34,19 +39,25 @@ public struct NLUScorer: Sendable {
     public init(card: NLUModelCard) {
         self.card = card
         intentDecoder = IntentDecoder(labels: card.intentLabels, activation: card.multiLabel ? .sigmoid(threshold: card.intentThreshold) : .softmax)
-        slotDecoder = SlotDecoder(labels: card.slotLabels, scheme: card.slotScheme)
+        slotDecoder = SlotDecoder(labels: card.slotLabels, scheme: card.slotScheme, segmentation: card.slotSegmentation)
     }
 
     /// Decodes one output: the top intent (or every intent over the threshold) and the slot spans.
+    ///
+    /// A single-label model's combined intent (ATIS `a#b`, one class in training) is split into its
+    /// parts, as the dataset reader splits the gold label, so an exact match still means the class.
     public func predict(_ output: NLUOutput, text: String) throws -> NLUPrediction {
         let intents = try intentDecoder.decode(logits: output.intentLogits, topK: card.multiLabel ? card.intentLabels.count : 1)
+        let names = card.multiLabel ? intents.map(\.label) : intents.flatMap { $0.label.split(separator: "#").map(String.init) }
         var slots = Set<GoldSlot>()
+        var words: [SlotDecoder.WordRange] = []
         if !card.slotLabels.isEmpty, !output.slotLogits.isEmpty {
             for span in try slotDecoder.decode(logits: output.slotLogits, encoding: output.encoding, text: text) {
                 slots.insert(GoldSlot(label: span.label, start: span.start, end: span.end))
             }
+            words = slotDecoder.wordRanges(of: output.encoding, text: text)
         }
-        return NLUPrediction(intents: Set(intents.map(\.label)), slots: slots)
+        return NLUPrediction(intents: Set(names), slots: slots, words: words)
     }
 
     /// Scores predictions against the gold labels of `examples` (same order).
@@ -59,7 +70,9 @@ public struct NLUScorer: Sendable {
             truePositive += prediction.intents.intersection(goldIntents).count
             predicted += prediction.intents.count
             gold += goldIntents.count
-            let goldSlots = Set(Self.trimmed(example.slots ?? [], text: example.text))
+            let goldSlots = Set(
+                prediction.words.isEmpty
+                    ? Self.trimmed(example.slots ?? [], text: example.text) : Self.projected(example.slots ?? [], onto: prediction.words))
             slotTP += prediction.slots.intersection(goldSlots).count
             slotPredicted += prediction.slots.count
             slotGold += goldSlots.count
@@ -75,6 +88,28 @@ public struct NLUScorer: Sendable {
     static func f1(_ truePositive: Int, _ predicted: Int, _ gold: Int) -> Double {
         guard predicted + gold > 0 else { return 100 }
         return 100 * 2 * Double(truePositive) / Double(predicted + gold)
+    }
+
+    /// Gold spans as the words the model tags see them, the way training/common.py labels and
+    /// training/evaluate.py scores: spans sorted, a span overlapping the previous one dropped (BIO
+    /// cannot hold it); a word belongs to the first span its first token overlaps; each span becomes
+    /// its words' whole range. A span no word's first token touches is gone, as in training.
+    static func projected(_ slots: [GoldSlot], onto words: [SlotDecoder.WordRange]) -> [GoldSlot] {
+        var kept: [GoldSlot] = []
+        for slot in slots.sorted(by: { ($0.start, $0.end, $0.label) < ($1.start, $1.end, $1.label) }) {
+            if let last = kept.last, slot.start < last.end { continue }
+            kept.append(slot)
+        }
+        var range: [Int: (first: Int, last: Int)] = [:]
+        for (index, word) in words.enumerated() {
+            let token = word.firstToken
+            guard let owner = kept.firstIndex(where: { token.lowerBound < $0.end && token.upperBound > $0.start }) else { continue }
+            range[owner] = (range[owner]?.first ?? index, index)
+        }
+        return range.keys.sorted().map { owner in
+            let (first, last) = range[owner]!
+            return GoldSlot(label: kept[owner].label, start: words[first].word.lowerBound, end: words[last].word.upperBound)
+        }
     }
 
     /// Gold spans with surrounding whitespace removed (NLU++ spans sometimes include it; the

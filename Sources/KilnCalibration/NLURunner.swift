@@ -11,6 +11,8 @@ public struct NLUModelCard: Sendable {
     public var multiLabel: Bool
     public var intentThreshold: Float
     public var slotScheme: SlotDecoder.Scheme
+    /// Which tokens carry the slot tags (the card's `slot_positions`).
+    public var slotSegmentation: SlotDecoder.WordSegmentation
 
     /// Reads `model.json`.
     public init(contentsOf url: URL) throws {
@@ -29,6 +31,12 @@ public struct NLUModelCard: Sendable {
         multiLabel = object["multi_label"] as? Bool ?? false
         intentThreshold = Float(object["intent_threshold"] as? Double ?? 0.5)
         slotScheme = (object["slot_scheme"] as? String)?.uppercased() == "BIOES" ? .bioes : .bio
+        let positions = object["slot_positions"] as? String
+        guard let segmentation = SlotDecoder.WordSegmentation(slotPositions: positions) else {
+            let known = SlotDecoder.WordSegmentation.slotPositionNames.keys.sorted().joined(separator: ", ")
+            throw KilnError.invalidInput("\(source): slot_positions '\(positions ?? "")' is not one of \(known)")
+        }
+        slotSegmentation = segmentation
     }
 }
 

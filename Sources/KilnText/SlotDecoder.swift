@@ -150,6 +150,28 @@ public struct SlotDecoder: Sendable, Equatable {
         return spans(words: words, tags: wordTags, probabilities: wordProbabilities, text: text)
     }
 
+    /// A labelled word's place in the text, in Unicode scalars: the range of its first token (whose
+    /// tag the word takes) and the range of the whole word. Scoring uses it to project gold spans
+    /// onto the words a model tags, as training did.
+    public struct WordRange: Sendable, Equatable {
+        public var firstToken: Range<Int>
+        public var word: Range<Int>
+
+        public init(firstToken: Range<Int>, word: Range<Int>) {
+            self.firstToken = firstToken
+            self.word = word
+        }
+    }
+
+    /// The labelled words of the encoding's first sequence, in text order, under this decoder's
+    /// segmentation.
+    public func wordRanges(of encoding: Encoding, text: String) -> [WordRange] {
+        words(of: encoding, text: text).map { word in
+            let first = encoding.offsets[word.firstToken]
+            return WordRange(firstToken: first, word: word.start..<max(word.start, word.end))
+        }
+    }
+
     /// A word of the first sequence: its first token and its range in the original text.
     struct Word: Equatable {
         var firstToken: Int
@@ -268,5 +290,30 @@ public struct SlotDecoder: Sendable, Equatable {
         }
         close()
         return spans
+    }
+}
+
+extension SlotDecoder.WordSegmentation {
+    /// The `slot_positions` values a model card may name, with the segmentation each one means.
+    public static let slotPositionNames: [String: SlotDecoder.WordSegmentation] = [
+        // Kiln's training pipeline (training/common.py `encode`): every token that is not a `##`
+        // continuation starts a word, i.e. the BERT pre-tokenizer's words (punctuation and each CJK
+        // ideograph apart) carry the tags.
+        "first_subtoken": .tokenizerWords,
+        "tokenizer_words": .tokenizerWords,
+        // Tags on the first sub-token of each whitespace-separated word (`is_split_into_words`).
+        "whitespace_words": .whitespace,
+        "every_token": .everyToken,
+    ]
+
+    /// The segmentation a model card's `slot_positions` names; `.whitespace` when the card has none
+    /// (word-labelled JointBERT exports). Nil for a name Kiln does not know.
+    public init?(slotPositions: String?) {
+        guard let slotPositions else {
+            self = .whitespace
+            return
+        }
+        guard let segmentation = Self.slotPositionNames[slotPositions.lowercased()] else { return nil }
+        self = segmentation
     }
 }

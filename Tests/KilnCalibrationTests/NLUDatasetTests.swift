@@ -1,7 +1,9 @@
 import Foundation
-import KilnCalibration
 import KilnCore
+import KilnText
 import Testing
+
+@testable import KilnCalibration
 
 /// Dataset readers, scoring rules, and the calibration cache's model check.
 @Suite struct NLUDatasetTests {
@@ -44,6 +46,39 @@ import Testing
         #expect(scores.sentenceAccuracy == 0)
         let exact = scorer.score([NLUPrediction(intents: ["a", "b"], slots: [GoldSlot(label: "x", start: 0, end: 5)])], gold)
         #expect(exact.intent == 100 && exact.slotF1 == 100 && exact.sentenceAccuracy == 100)
+    }
+
+    @Test("gold spans are projected onto the model's words before scoring, as training/evaluate.py scores")
+    func projectedGold() throws {
+        let card = try NLUModelCard(json: Data(#"{"intent_labels": ["a"], "slot_labels": ["O", "B-day", "I-day"], "slot_positions": "first_subtoken"}"#.utf8))
+        #expect(card.slotSegmentation == .tokenizerWords)
+        let scorer = NLUScorer(card: card)
+        // "on Friday, thanks": tokenizer words on, Friday, ",", thanks (Friday = fri ##day).
+        let words = [
+            SlotDecoder.WordRange(firstToken: 0..<2, word: 0..<2), SlotDecoder.WordRange(firstToken: 3..<6, word: 3..<9),
+            SlotDecoder.WordRange(firstToken: 9..<10, word: 9..<10), SlotDecoder.WordRange(firstToken: 11..<17, word: 11..<17),
+        ]
+        let predicted = NLUPrediction(intents: ["a"], slots: [GoldSlot(label: "day", start: 3, end: 9)], words: words)
+        // A gold span cut inside a word ("Frid") still means the word; one that also takes the comma does not match.
+        for (gold, f1) in [(GoldSlot(label: "day", start: 3, end: 7), 100.0), (GoldSlot(label: "day", start: 3, end: 10), 0)] {
+            let scores = scorer.score([predicted], [NLUExample(text: "on Friday, thanks", intents: ["a"], slots: [gold])])
+            #expect(scores.slotF1 == f1)
+        }
+        // Overlapping gold spans: the later one is dropped (BIO cannot hold both); a span inside a
+        // word's continuation tokens ("day") touches no first token and is gone.
+        let gold = [GoldSlot(label: "day", start: 3, end: 9), GoldSlot(label: "day", start: 5, end: 17), GoldSlot(label: "day", start: 6, end: 9)]
+        #expect(NLUScorer.projected(gold, onto: words) == [GoldSlot(label: "day", start: 3, end: 9)])
+    }
+
+    @Test("a single-label model's combined ATIS intent matches the gold label it was trained on")
+    func combinedIntent() throws {
+        let card = try NLUModelCard(json: Data(#"{"intent_labels": ["atis_flight#atis_airfare", "atis_flight"]}"#.utf8))
+        let scorer = NLUScorer(card: card)
+        let prediction = try scorer.predict(NLUOutput(intentLogits: [3, 1], slotLogits: [], encoding: Encoding()), text: "fares")
+        #expect(prediction.intents == ["atis_flight", "atis_airfare"])
+        let gold = [NLUExample(text: "fares", intents: ["atis_flight", "atis_airfare"], slots: [])]
+        #expect(scorer.score([prediction], gold).intent == 100)
+        #expect(throws: KilnError.self) { try NLUModelCard(json: Data(#"{"intent_labels": ["a"], "slot_positions": "nope"}"#.utf8)) }
     }
 
     @Test("a calibration cache for another model is refused with a message to recalibrate")

@@ -97,6 +97,39 @@ struct SlotDecoderTests {
         ])
     }
 
+    @Test func chineseCharactersAreWordsOfTheirOwnByTheTokenizer() throws {
+        // What a support-zh card (slot_positions "first_subtoken") needs: each ideograph carries a tag.
+        let text = "我我我"
+        let encoding = try tokenizer().encode(text)
+        let labels = ["O", "B-singer", "I-singer"]
+        let tags = [0, 0, 1, 2, 0]
+        let byTokenizer = try SlotDecoder(labels: labels, segmentation: .tokenizerWords).decode(
+            tagIndices: tags, encoding: encoding, text: text)
+        #expect(byTokenizer == [SlotSpan(label: "singer", start: 1, end: 3, value: "我我")])
+        // By whitespace the whole sentence is one word tagged O: no slot at all.
+        #expect(try SlotDecoder(labels: labels).decode(tagIndices: tags, encoding: encoding, text: text).isEmpty)
+    }
+
+    @Test func modelCardSlotPositionsNameTheSegmentation() {
+        #expect(SlotDecoder.WordSegmentation(slotPositions: "first_subtoken") == .tokenizerWords)
+        #expect(SlotDecoder.WordSegmentation(slotPositions: "EVERY_TOKEN") == .everyToken)
+        #expect(SlotDecoder.WordSegmentation(slotPositions: "whitespace_words") == .whitespace)
+        #expect(SlotDecoder.WordSegmentation(slotPositions: nil) == .whitespace)
+        #expect(SlotDecoder.WordSegmentation(slotPositions: "last_subtoken") == nil)
+    }
+
+    @Test func wordRangesGiveTheFirstTokenAndTheWholeWord() throws {
+        let text = "Café  unaffable!"
+        let encoding = try tokenizer().encode(text)
+        let words = SlotDecoder(labels: [], segmentation: .tokenizerWords).wordRanges(of: encoding, text: text)
+        #expect(words == [
+            SlotDecoder.WordRange(firstToken: 0..<4, word: 0..<4),
+            SlotDecoder.WordRange(firstToken: 6..<8, word: 6..<15),
+            SlotDecoder.WordRange(firstToken: 15..<16, word: 15..<16),
+        ])
+        #expect(SlotDecoder(labels: []).wordRanges(of: encoding, text: text).map(\.word) == [0..<4, 6..<16])
+    }
+
     @Test func insideWithoutBeginStartsASpan() throws {
         let text = "hello world play"
         let encoding = try tokenizer().encode(text)

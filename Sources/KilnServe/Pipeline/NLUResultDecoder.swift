@@ -19,7 +19,9 @@ public struct NLUResultDecoder: Sendable {
             card.multiLabel == true ? .sigmoid(threshold: card.intentThreshold ?? 0.5) : .softmax
         intentDecoder = IntentDecoder(labels: card.intentLabels, activation: activation)
         let scheme: SlotDecoder.Scheme = card.slotScheme?.uppercased() == "BIOES" ? .bioes : .bio
-        slotDecoder = SlotDecoder(labels: card.slotLabels, scheme: scheme)
+        // ModelCard.load rejects unknown slot_positions, so the fallback is never taken for a loaded card.
+        let segmentation = SlotDecoder.WordSegmentation(slotPositions: card.slotPositions) ?? .whitespace
+        slotDecoder = SlotDecoder(labels: card.slotLabels, scheme: scheme, segmentation: segmentation)
     }
 
     /// The decoded intents and slots of one text.

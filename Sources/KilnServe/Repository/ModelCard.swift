@@ -1,4 +1,5 @@
 import Foundation
+import KilnText
 
 /// A model version's card (`model.json`): what the model predicts and how to decode it.
 ///
@@ -21,6 +22,9 @@ public struct ModelCard: Sendable, Codable, Equatable {
     public var slotLabels: [String]
     /// `BIO` or `BIOES`.
     public var slotScheme: String?
+    /// Which tokens carry the slot tags (`first_subtoken`: the tokenizer's words, as Kiln's training
+    /// pipeline labels; `whitespace_words`; `every_token`); whitespace words when absent.
+    public var slotPositions: String?
     /// The longest input, special tokens included; longer texts are truncated.
     public var maxSeqLength: Int
     /// The engine precision the card declares (fp32 when absent).
@@ -33,6 +37,7 @@ public struct ModelCard: Sendable, Codable, Equatable {
         case intentThreshold = "intent_threshold"
         case slotLabels = "slot_labels"
         case slotScheme = "slot_scheme"
+        case slotPositions = "slot_positions"
         case maxSeqLength = "max_seq_length"
     }
 
@@ -50,6 +55,7 @@ public struct ModelCard: Sendable, Codable, Equatable {
         intentThreshold = try container.decodeIfPresent(Float.self, forKey: .intentThreshold)
         slotLabels = try container.decodeIfPresent([String].self, forKey: .slotLabels) ?? []
         slotScheme = try container.decodeIfPresent(String.self, forKey: .slotScheme)
+        slotPositions = try container.decodeIfPresent(String.self, forKey: .slotPositions)
         maxSeqLength = try container.decode(Int.self, forKey: .maxSeqLength)
         precision = try container.decodeIfPresent(String.self, forKey: .precision)
     }
@@ -69,6 +75,11 @@ public struct ModelCard: Sendable, Codable, Equatable {
         }
         guard !card.intentLabels.isEmpty else {
             throw ServeError.modelLoadFailed("\(url.path): intent_labels is empty")
+        }
+        guard SlotDecoder.WordSegmentation(slotPositions: card.slotPositions) != nil else {
+            let known = SlotDecoder.WordSegmentation.slotPositionNames.keys.sorted().joined(separator: ", ")
+            throw ServeError.modelLoadFailed(
+                "\(url.path): slot_positions '\(card.slotPositions ?? "")' is not one of \(known)")
         }
         guard card.maxSeqLength >= 2 else {
             throw ServeError.modelLoadFailed("\(url.path): max_seq_length must be at least 2 (got \(card.maxSeqLength))")
