@@ -55,23 +55,50 @@ def model_repository(model_dir: str) -> str:
 
 
 def kiln_peer(kiln: str, model_dir: str, port: int, precision: str = "fp32", instances: int = THREADS,
-              max_batch: int = 32, delay_ms: float = 5) -> Peer:
+              max_batch: int = 32, delay_ms: float = 5, plan: str | None = None) -> Peer:
     """kiln serve with the budget split like the Python peers' (THREADS instances x 1 kernel thread), or,
     with instances=1, one engine instance using all THREADS kernel threads (OpenMP passive waiting:
-    spinning OpenMP threads collapse when the cores are oversubscribed, see bench/README.md)."""
+    spinning OpenMP threads collapse when the cores are oversubscribed, see bench/README.md).
+
+    `plan`: a plan made by `kiln build` (the int8 row). `kiln serve` has no --precision int8; it serves
+    whatever plan its cache holds for the model's SHA-256, so the plan is placed in a cache folder of
+    its own under the name serve would give its fp32 plan (see `plan_cache`)."""
     repository = model_repository(model_dir)
     threads = max(1, THREADS // instances)
+    serve_precision = "fp32" if plan else precision
     command = [kiln, "serve", "--model-repository", repository, "--port", str(port), "--threads", str(threads),
-               "--instances", str(instances), "--precision", precision, "--max-batch-size", str(max_batch),
+               "--instances", str(instances), "--precision", serve_precision, "--max-batch-size", str(max_batch),
                "--max-queue-delay-ms", str(delay_ms), "--log-level", "warning"]
-    env = {"KILN_CACHE_DIR": os.path.join(WORK, "kiln-cache")}
+    env = {"KILN_CACHE_DIR": plan_cache(model_dir, plan) if plan else os.path.join(WORK, "kiln-cache")}
     if threads > 1:
         env["OMP_WAIT_POLICY"] = "passive"
     layout = f"{instances} instances x {threads} thread" if instances > 1 else f"1 instance x {threads} threads"
     return Peer(f"Kiln {precision} ({layout})", "kiln", command, f"http://127.0.0.1:{port}/v2/health/ready",
                 f"http://127.0.0.1:{port}", env=env,
-                settings=f"compiled engine, {layout}{', OMP_WAIT_POLICY=passive' if threads > 1 else ''}, "
+                settings=f"compiled engine{' (plan from kiln build, served through the plan cache)' if plan else ''}, "
+                         f"{layout}{', OMP_WAIT_POLICY=passive' if threads > 1 else ''}, "
                          f"dynamic batching <= {max_batch}, {delay_ms:g} ms window")
+
+
+def plan_cache(model_dir: str, plan: str) -> str:
+    """A cache folder holding only `plan`, named as `kiln serve --precision fp32` names the model's plan
+    (EngineCache: SHA-256 prefix, precision, ISA level, plan format). The name is copied from the fp32
+    plan that serve cached in WORK/kiln-cache (the checks and the fp32 row start serve first); serve
+    accepts the plan because its header carries the same model SHA-256."""
+    import hashlib
+    with open(os.path.join(model_dir, "model.onnx"), "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    shared = os.path.join(WORK, "kiln-cache")
+    # The newest: an older kiln may have left plans of another plan format beside it.
+    names = sorted((n for n in os.listdir(shared) if n.startswith(f"{digest}-fp32-") and n.endswith(".kiln")),
+                   key=lambda n: os.path.getmtime(os.path.join(shared, n))) if os.path.isdir(shared) else []
+    if not names:
+        raise RuntimeError(f"no fp32 plan of {model_dir} in {shared} to name the plan after: run the kiln fp32 row first")
+    folder = os.path.join(WORK, "kiln-cache-" + os.path.basename(plan).rsplit(".", 1)[0])
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    shutil.copyfile(plan, os.path.join(folder, names[-1]))
+    return folder
 
 
 def torchserve_peer(model_dir: str, port: int, batch_size: int = 1, delay_ms: int = 5) -> Peer:

@@ -63,7 +63,7 @@ def targets(results, sla_ms, kiln_key="kiln-fp32"):
     return rows
 
 
-def plot_curves(results, sla_ms, path):
+def plot_curves(results, sla_ms, path, shape="snips"):
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for result in results:
         # In offered-rate order: on a noisy machine achieved throughput is not monotonic in the offer.
@@ -75,7 +75,7 @@ def plot_curves(results, sla_ms, path):
     axes.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     axes.set_xlabel("throughput (requests/s, open-loop Poisson load)")
     axes.set_ylabel("P99 latency (ms)")
-    axes.set_title("Throughput vs P99, snips, 2 threads per server")
+    axes.set_title(f"Throughput vs P99, {shape.split(' (')[0]}, 2 threads per server", fontsize=9)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
@@ -156,13 +156,13 @@ def write(results, failures, out, meta):
     os.makedirs(os.path.dirname(out), exist_ok=True)
     curves, cdf = base + "-curves.png", base + "-cdf.png"
     if results:
-        plot_curves(results, meta["sla_ms"], curves)
+        plot_curves(results, meta["sla_ms"], curves, meta.get("shape", "snips"))
         plot_cdf(results, meta["fixed_rate"], cdf)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     kiln_results = [r for r in results if r["key"].startswith("kiln")]
     parts = [
-        f"# Server-level comparison ({meta['started']})", "",
-        f"Command: `{meta['command']}` at commit {commit}; kiln binary {meta.get('kiln', '?')}. Model `{meta['model_dir']}` (snips, MiniLM-shaped JointBERT). "
+        f"# Server-level comparison ({meta['started']} to {meta.get('finished', '?')})", "",
+        f"Command: `{meta['command']}` at commit {commit}; kiln binary {meta.get('kiln', '?')}. Model `{meta['model_dir']}` ({meta.get('shape', 'snips, MiniLM-shaped JointBERT')}). "
         f"Load generator: {meta['generator']} (same machine, same 2 cores as the server). "
         f"{meta['duration']:g} s per load point; capacity from closed loop at {meta['plan']['concurrency']} clients; "
         f"open-loop Poisson sweep at {meta['plan']['fractions']} x capacity. Fixed load: "
@@ -180,8 +180,38 @@ def write(results, failures, out, meta):
         parts += [f"## Issue 7 targets: {kiln['name']}", "", "| target | measured | met |", "|---|---|---|"]
         parts += [f"| {t} | {m} | {'n/a' if ok is None else 'yes' if ok else 'NO'} |" for t, m, ok in rows]
         parts.append("")
-    if failures:
-        parts += ["## Servers that did not run", ""] + [f"- {k}: {e}" for k, e in failures] + [""]
+    if failures or meta.get("skipped"):
+        parts += ["## Servers and steps that did not run", ""] + [f"- {k}: FAILED: {e}" for k, e in failures]
+        parts += [f"- {k}: {why}" for k, why in meta.get("skipped", [])] + [""]
+    split = [r for r in kiln_results if r.get("fixed_breakdown") or r.get("at_80pct_breakdown")]
+    if split:
+        parts += ["## Where Kiln's time goes (kiln serve's /metrics over the same runs)", "",
+                  "Means per request. Client mean minus server time = HTTP, the load generator and scheduling on the "
+                  "shared cores; server time minus queue and engine = tokenization, decoding, hand-offs.", "",
+                  "| server | run | client mean (ms) | server time (ms) | queue wait (ms) | engine time of its batch (ms) | "
+                  "rows / tokens per engine call |", "|---|---|---|---|---|---|---|"]
+        for r in split:
+            for run, field in ((r.get("fixed"), "fixed_breakdown"), (r.get("at_80pct"), "at_80pct_breakdown")):
+                b = r.get(field)
+                if not b or not run:
+                    continue
+                label = "fixed load" if field == "fixed_breakdown" else "80% of its throughput at SLA"
+                parts.append(f"| {r['name']} | {label}, {run['rate']:.0f} req/s | {_fmt(run['latency_ms'].get('mean'))} | "
+                             f"{_fmt(b['server_ms'])} | {_fmt(b['queue_ms'])} | {_fmt(b['compute_ms'])} | "
+                             f"{_fmt(b['rows_per_call'])} / {_fmt(b['tokens_per_call'], 0)} |")
+        parts.append("")
+    pa = [r for r in results if r.get("perf_analyzer")]
+    if pa:
+        parts += ["## Second load generator: Triton perf_analyzer (closed loop)", "",
+                  "| server | request | concurrency | req/s | P50 / P90 / P99 (ms) |", "|---|---|---|---|---|"]
+        for r in pa:
+            run = r["perf_analyzer"]
+            for p in run.get("points", []):
+                parts.append(f"| {r['name']} | {run['what']} | {p['concurrency']} | {p['throughput_rps']:.1f} | "
+                             f"{p['p50_ms']:.1f} / {p['p90_ms']:.1f} / {p['p99_ms']:.1f} |")
+            if run.get("error"):
+                parts.append(f"| {r['name']} | {run['what']} | — | error: {run['error'][:200]} | |")
+        parts.append("")
     if results:
         parts += ["## Throughput at looser P99 bounds (same open-loop sweep)", "", relaxed_table(results, meta["sla_ms"]), ""]
         parts += [f"![throughput vs P99]({os.path.basename(curves)})", "", f"![latency CDF]({os.path.basename(cdf)})", "",

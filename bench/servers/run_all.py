@@ -1,6 +1,9 @@
 """Server-level comparison in one go (issue 7): Kiln against TorchServe (PyTorch eager, batching off
 and on) and MLServer (ONNX Runtime, adaptive batching), one server at a time, same model, same work
-per request, same load, same thread budget (peers.THREADS).
+per request, same load, same thread budget (peers.THREADS). Two model shapes (--model-shape):
+minilm (the shipped snips model, SLA 100 ms) and bert-base (bench/make_bert_base.py, SLA 300 ms).
+Kiln rows: fp32, int8 (calibrated on the snips train split, `kiln build --precision int8`), fp32 with
+1 instance x 2 threads; bf16 is listed as not run when the CPU lacks AVX512_BF16/AMX.
 
 Per server:
   1. start it (peers.py) and wait until ready; sample its whole process tree with psutil every
@@ -9,13 +12,17 @@ Per server:
   3. an open-loop (Poisson) rate sweep at fractions of that max: throughput vs P99 curve;
      "throughput at SLA" = the best throughput of a point with P99 <= SLA and no errors;
   4. the fixed load: open loop at TorchServe eager's max (the story's "before" at its limit), for
-     every server (P99 there, and the latency CDF, taken with loadgen.py --raw-latencies);
-  5. Kiln fp32 only: open loop at 80% of its own throughput at SLA (SLA attainment target).
+     every server (P99 there, and the latency CDF from the same run's raw latencies); for Kiln also
+     its /metrics before and after (queue wait, engine time, rows per call: where the time goes);
+  5. Kiln rows only: open loop at 80% of its own throughput at SLA and of its closed-loop max (SLA
+     attainment target);
+  6. with --perf-analyzer (or perf_analyzer on PATH): Triton's perf_analyzer against the v2-capable
+     servers as a second load generator (bench/servers/perf_analyzer.py).
 Load comes from `kiln bench` (the Swift load generator) when the kiln binary has it, else from
 loadgen.py; the report says which. Both share the 2 cores with the server: they are part of the
-cost at high rates, equally for every server.
+cost at high rates, equally for every server (bench/servers/loadgen_cost.py measures that cost).
 
-Writes bench/results/<date>-servers.md (+ .json summary, PNG plots) and prints the table.
+Writes bench/results/<date>-servers[-bert-base][-quick].md (+ .json summary, PNG plots) and prints the table.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +41,7 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
+import perf_analyzer  # noqa: E402
 
 REPO = peers.REPO
 RESULTS = os.path.join(REPO, "bench", "results")
@@ -96,9 +105,12 @@ class LoadGenerator:
             raise SystemExit(f"{kiln} has no `bench` subcommand; rebuild kiln or use --generator python")
         self.command = [kiln, "bench"] if has_bench else self.python
         self.name = "kiln bench" if has_bench else "bench/servers/loadgen.py"
+        self.raw_capable = not has_bench or "--raw-latencies" in subprocess.run(
+            [kiln, "bench", "--help"], capture_output=True, text=True).stdout
 
     def run(self, peer: peers.Peer, duration: float, concurrency=None, rate=None, raw=False) -> list[dict]:
-        base = self.python if raw else self.command
+        # kiln bench writes raw latencies itself (--raw-latencies); old binaries fall back to loadgen.py for them.
+        base = self.python if raw and not self.raw_capable else self.command
         with tempfile.TemporaryDirectory() as scratch:
             out = os.path.join(scratch, "out.json")
             command = base + [peer.url, "--api", peer.api, "--texts", self.texts, "--duration", str(duration),
@@ -116,6 +128,39 @@ class LoadGenerator:
                 raise RuntimeError(f"load generator failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-2000:]}")
             with open(out) as f:
                 return json.load(f)["runs"]
+
+
+def metric_sums(peer: peers.Peer) -> dict[str, float] | None:
+    """Every *_sum / *_count of kiln serve's kiln_* histograms (None for other servers or on error)."""
+    if peer.api != "kiln":
+        return None
+    import urllib.request
+    try:
+        with urllib.request.urlopen(peer.url + "/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+    except Exception:  # noqa: BLE001 - the breakdown is extra information
+        return None
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("kiln_") and ("_sum{" in line or "_count{" in line):
+            name = line.split("{", 1)[0]
+            values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return values
+
+
+def breakdown(before: dict | None, after: dict | None) -> dict | None:
+    """Where a Kiln request's time went over one run, from the server's own histograms: mean queue wait,
+    mean engine time of the batch it ran in, mean server-side request time, mean rows/tokens per call.
+    Client latency minus the server-side time is HTTP + the load generator on the shared cores."""
+    if not before or not after:
+        return None
+    d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    def mean(name, scale=1000.0):
+        count = d.get(name + "_count", 0.0)
+        return scale * d.get(name + "_sum", 0.0) / count if count else None
+    return {"queue_ms": mean("kiln_queue_duration_seconds"), "compute_ms": mean("kiln_compute_duration_seconds"),
+            "server_ms": mean("kiln_request_duration_seconds"), "rows_per_call": mean("kiln_batch_size", 1.0),
+            "tokens_per_call": mean("kiln_batch_tokens", 1.0), "calls": d.get("kiln_batch_size_count", 0.0)}
 
 
 def throughput_at_sla(points: list[dict], sla_ms: float) -> float:
@@ -144,12 +189,19 @@ def measure(peer: peers.Peer, load: LoadGenerator, plan: dict, fixed_rate: float
                       throughput_at_sla=throughput_at_sla(sweep, load.sla_ms))
         print(f"   throughput at P99 <= {load.sla_ms:g} ms: {result['throughput_at_sla']:.1f} req/s", flush=True)
         rate = fixed_rate if fixed_rate is not None else capacity
-        result["fixed"] = load.run(peer, plan["duration"], rate=[rate])[0]
-        result["cdf"] = load.run(peer, plan["duration"], rate=[rate], raw=True)[0].get("latencies_ms", [])
+        # One run gives the fixed-load row and its latency CDF.
+        before = metric_sums(peer)
+        result["fixed"] = load.run(peer, plan["duration"], rate=[rate], raw=True)[0]
+        result["fixed_breakdown"] = breakdown(before, metric_sums(peer))
+        result["cdf"] = result["fixed"].pop("latencies_ms", [])
+        if plan.get("perf_analyzer") and peer.api in ("v2", "kiln"):
+            result["perf_analyzer"] = perf_analyzer.run(plan["perf_analyzer"], peer, plan["duration"], plan["concurrency"])
         if plan.get("sla_point"):
             # "80% of Kiln's max", read both ways: of its throughput at SLA, and of its closed-loop max.
             if result["throughput_at_sla"] > 0:
+                before = metric_sums(peer)
                 result["at_80pct"] = load.run(peer, plan["duration"], rate=[0.8 * result["throughput_at_sla"]])[0]
+                result["at_80pct_breakdown"] = breakdown(before, metric_sums(peer))
             result["at_80pct_capacity"] = load.run(peer, plan["duration"], rate=[0.8 * capacity])[0]
     finally:
         sampler.running = False
@@ -160,10 +212,42 @@ def measure(peer: peers.Peer, load: LoadGenerator, plan: dict, fixed_rate: float
     return result
 
 
-def kiln_precisions(kiln: str) -> list[str]:
-    """fp32 always; int8 when `kiln serve --help` offers it (bf16 needs AVX512_BF16: not on this CPU)."""
-    help_text = subprocess.run([kiln, "serve", "--help"], capture_output=True, text=True).stdout
-    return ["fp32", "int8"] if "int8" in help_text else ["fp32"]
+SHAPES = {
+    # name: (model folder, SLA ms, words for the report)
+    "minilm": (os.path.join(REPO, "models", "snips", "1"), 100, "snips, MiniLM-L6-shaped JointBERT (6 x 384, shipped weights)"),
+    "bert-base": (os.path.join(REPO, "bench", ".models", "bert-base-snips", "1"), 300,
+                  "BERT-base-shaped JointBERT (12 x 768, FFN 3072, random weights, snips tokenizer/labels; bench/make_bert_base.py)"),
+}
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any("avx512_bf16" in line or "amx_bf16" in line for line in f if line.startswith("flags"))
+    except OSError:
+        return False
+
+
+def int8_plan(kiln: str, model_dir: str, calibration_data: str, samples: int) -> str:
+    """`kiln calibrate` on the calibration utterances, then `kiln build --precision int8` (kept in
+    WORK/int8/, rebuilt when the model or the kiln binary is newer than the plan)."""
+    name = os.path.basename(os.path.dirname(model_dir))
+    folder = os.path.join(peers.WORK, "int8")
+    os.makedirs(folder, exist_ok=True)
+    calibration, plan = os.path.join(folder, f"{name}.calibration.json"), os.path.join(folder, f"{name}-int8.kiln")
+    model = os.path.join(model_dir, "model.onnx")
+    newest_input = max(os.path.getmtime(model), os.path.getmtime(kiln))
+    if os.path.exists(plan) and os.path.getmtime(plan) > newest_input:
+        return plan
+    began = time.time()
+    for command in ([kiln, "calibrate", model, "--data", calibration_data, "--samples", str(samples), "-o", calibration],
+                    [kiln, "build", model, "--precision", "int8", "--calibration", calibration, "-o", plan, "--no-verify"]):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {(done.stderr or done.stdout)[-1500:]}")
+    print(f"   int8 plan {plan}: calibrated on {samples} utterances of {calibration_data}, built in "
+          f"{time.time() - began:.0f} s", flush=True)
+    return plan
 
 
 def kiln_description(kiln: str) -> str:
@@ -177,39 +261,62 @@ def kiln_description(kiln: str) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: short durations, few points")
-    parser.add_argument("--model-dir", default=os.path.join(REPO, "models", "snips", "1"))
+    parser.add_argument("--model-shape", choices=sorted(SHAPES), default="minilm",
+                        help="minilm: the shipped snips model, SLA 100 ms; bert-base: bench/.models/bert-base-snips, SLA 300 ms")
+    parser.add_argument("--model-dir", help="model folder (default: the shape's)")
     parser.add_argument("--kiln", default=os.path.join(REPO, ".build", "release", "kiln"))
     parser.add_argument("--texts", default=os.path.join(REPO, "..", "shared", "data", "snips", "test", "seq.in"))
-    parser.add_argument("--sla-ms", type=float, default=100)
-    parser.add_argument("--duration", type=float, help="seconds per load point (default 15, quick 4)")
+    parser.add_argument("--calibration-data", default=os.path.join(REPO, "..", "shared", "data", "snips", "train"),
+                        help="utterances `kiln calibrate` uses for the int8 row (the snips train split)")
+    parser.add_argument("--calibration-samples", type=int, default=1000)
+    parser.add_argument("--sla-ms", type=float, help="default: the shape's (100 minilm, 300 bert-base)")
+    parser.add_argument("--duration", type=float, help="seconds per load point (default 10, quick 4)")
     parser.add_argument("--generator", choices=["auto", "kiln", "python"], default="auto")
-    parser.add_argument("--peers", default="torchserve,torchserve-batching,mlserver,kiln,kiln-1x2",
+    parser.add_argument("--peers", default="torchserve,torchserve-batching,mlserver,kiln,kiln-int8,kiln-1x2",
                         help="comma-separated subset; torchserve runs first (its max sets the fixed load)")
+    parser.add_argument("--perf-analyzer", default=os.environ.get("PERF_ANALYZER") or shutil.which("perf_analyzer"),
+                        help="Triton perf_analyzer binary: also drive every v2-capable server with it (skipped when absent)")
     parser.add_argument("--port", type=int, default=18081)
     parser.add_argument("--kiln-max-batch", type=int, default=32, help="kiln serve --max-batch-size")
-    parser.add_argument("--out", help="results file (default bench/results/<date>-servers.md)")
+    parser.add_argument("--out", help="results file (default bench/results/<date>-servers[-bert-base].md)")
     args = parser.parse_args()
+    model_dir, default_sla, shape_words = SHAPES[args.model_shape]
+    model_dir = args.model_dir or model_dir
+    sla_ms = args.sla_ms or default_sla
 
-    duration = args.duration or (4 if args.quick else 12)
+    duration = args.duration or (4 if args.quick else 10)
     plan = {"duration": duration, "concurrency": [16] if args.quick else [4, 16, 64],
-            "fractions": [0.5, 0.9] if args.quick else [0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15]}
-    load = LoadGenerator(args.kiln, args.texts, args.sla_ms, 1 if args.quick else 3, args.generator)
+            "fractions": [0.5, 0.9] if args.quick else [0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15],
+            "perf_analyzer": args.perf_analyzer}
+    load = LoadGenerator(args.kiln, args.texts, sla_ms, 1 if args.quick else 2, args.generator)
     log_dir = os.path.join(peers.WORK, "logs")
     wanted = args.peers.split(",")
-    factories = []
+    factories, skipped = [], []
     if "torchserve" in wanted:
-        factories.append(("torchserve", lambda: peers.torchserve_peer(args.model_dir, args.port)))
+        factories.append(("torchserve", lambda: peers.torchserve_peer(model_dir, args.port)))
     if "torchserve-batching" in wanted:
-        factories.append(("torchserve-batching", lambda: peers.torchserve_peer(args.model_dir, args.port, batch_size=8)))
+        factories.append(("torchserve-batching", lambda: peers.torchserve_peer(model_dir, args.port, batch_size=8)))
     if "mlserver" in wanted:
-        factories.append(("mlserver", lambda: peers.mlserver_peer(args.model_dir, args.port)))
+        factories.append(("mlserver", lambda: peers.mlserver_peer(model_dir, args.port)))
     if "kiln" in wanted:
-        for precision in kiln_precisions(args.kiln):
-            factories.append((f"kiln-{precision}", lambda p=precision: peers.kiln_peer(
-                args.kiln, args.model_dir, args.port, p, max_batch=args.kiln_max_batch)))
+        factories.append(("kiln-fp32", lambda: peers.kiln_peer(args.kiln, model_dir, args.port, max_batch=args.kiln_max_batch)))
+    if "kiln-int8" in wanted:
+        factories.append(("kiln-int8", lambda: peers.kiln_peer(
+            args.kiln, model_dir, args.port, "int8", max_batch=args.kiln_max_batch,
+            plan=int8_plan(args.kiln, model_dir, args.calibration_data, args.calibration_samples))))
+    if "kiln" in wanted or "kiln-bf16" in wanted:
+        if cpu_has_bf16():
+            factories.append(("kiln-bf16", lambda: peers.kiln_peer(args.kiln, model_dir, args.port, "bf16",
+                                                                   max_batch=args.kiln_max_batch)))
+        else:
+            skipped.append(("Kiln bf16", "not run: this CPU has no AVX512_BF16 or AMX (kiln build/serve refuse bf16 "
+                                         "plans on it; /proc/cpuinfo flags checked)"))
     if "kiln-1x2" in wanted:
         factories.append(("kiln-fp32-1x2", lambda: peers.kiln_peer(
-            args.kiln, args.model_dir, args.port, instances=1, max_batch=args.kiln_max_batch)))
+            args.kiln, model_dir, args.port, instances=1, max_batch=args.kiln_max_batch)))
+    if not args.perf_analyzer:
+        skipped.append(("perf_analyzer (second load generator)", "not run: no perf_analyzer binary (PyPI perf-analyzer "
+                        "0.1.0 is a placeholder without one; give --perf-analyzer PATH or PERF_ANALYZER)"))
 
     started = datetime.datetime.now(datetime.timezone.utc)
     results, fixed_rate, failures = [], None, []
@@ -226,11 +333,14 @@ def main():
         if key == "torchserve":
             fixed_rate = result["capacity_rps"]
     import report  # matplotlib is only needed here
-    out = args.out or os.path.join(RESULTS, f"{started:%Y-%m-%d}-servers.md")
+    suffix = ("" if args.model_shape == "minilm" else f"-{args.model_shape}") + ("-quick" if args.quick else "")
+    out = args.out or os.path.join(RESULTS, f"{started:%Y-%m-%d}-servers{suffix}.md")
     text = report.write(results, failures, out, {
         "command": " ".join(["bench/servers/run_all.py"] + sys.argv[1:]), "started": started.isoformat(timespec="seconds"),
-        "generator": load.name, "sla_ms": args.sla_ms, "duration": duration, "plan": plan, "fixed_rate": fixed_rate,
-        "model_dir": os.path.relpath(args.model_dir, REPO), "threads": peers.THREADS, "kiln": kiln_description(args.kiln)})
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "generator": load.name, "sla_ms": sla_ms, "duration": duration, "plan": plan, "fixed_rate": fixed_rate,
+        "model_dir": os.path.relpath(model_dir, REPO), "shape": shape_words, "threads": peers.THREADS,
+        "kiln": kiln_description(args.kiln), "skipped": skipped})
     print(text)
     print(f"wrote {out}")
     return 1 if failures else 0
