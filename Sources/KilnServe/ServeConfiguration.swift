@@ -8,8 +8,12 @@ public struct ModelSettings: Sendable, Codable, Equatable {
     public var maxBatchSize: Int = 16
     /// The most real tokens (padding not counted) one engine call takes; nil for no token limit.
     public var maxBatchTokens: Int?
-    /// How long the batcher waits for more requests after the first one arrives, in milliseconds.
+    /// How long the batcher waits for more requests after the first one arrives, in milliseconds
+    /// (only when `batchWait` is `always`).
     public var maxQueueDelayMs: Double = 5
+    /// When an idle engine instance waits `maxQueueDelayMs` to fill a batch: `when-busy` (default)
+    /// never makes a request wait for an idle instance; `always` is the classic window.
+    public var batchWait: BatchWait = .whenBusy
     /// The most requests waiting in the queue; beyond it requests get 429 + Retry-After.
     public var maxQueueSize: Int = 256
     /// How long a request may wait in the queue before it fails with 503, in milliseconds.
@@ -39,6 +43,7 @@ public struct ModelSettings: Sendable, Codable, Equatable {
         case maxBatchSize = "max_batch_size"
         case maxBatchTokens = "max_batch_tokens"
         case maxQueueDelayMs = "max_queue_delay_ms"
+        case batchWait = "batch_wait"
         case maxQueueSize = "max_queue_size"
         case queueTimeoutMs = "queue_timeout_ms"
         case instances
@@ -54,6 +59,7 @@ public struct ModelSettings: Sendable, Codable, Equatable {
         maxBatchSize = try container.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? maxBatchSize
         maxBatchTokens = try container.decodeIfPresent(Int.self, forKey: .maxBatchTokens)
         maxQueueDelayMs = try container.decodeIfPresent(Double.self, forKey: .maxQueueDelayMs) ?? maxQueueDelayMs
+        batchWait = try container.decodeIfPresent(BatchWait.self, forKey: .batchWait) ?? batchWait
         maxQueueSize = try container.decodeIfPresent(Int.self, forKey: .maxQueueSize) ?? maxQueueSize
         queueTimeoutMs = try container.decodeIfPresent(Double.self, forKey: .queueTimeoutMs) ?? queueTimeoutMs
         instances = try container.decodeIfPresent(Int.self, forKey: .instances) ?? instances
@@ -68,6 +74,7 @@ public struct ModelSettings: Sendable, Codable, Equatable {
         try container.encode(maxBatchSize, forKey: .maxBatchSize)
         try container.encodeIfPresent(maxBatchTokens, forKey: .maxBatchTokens)
         try container.encode(maxQueueDelayMs, forKey: .maxQueueDelayMs)
+        try container.encode(batchWait, forKey: .batchWait)
         try container.encode(maxQueueSize, forKey: .maxQueueSize)
         try container.encode(queueTimeoutMs, forKey: .queueTimeoutMs)
         try container.encode(instances, forKey: .instances)

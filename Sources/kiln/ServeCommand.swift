@@ -31,7 +31,7 @@ struct ServeCommand: ParsableCommand {
 
             Config file (JSON, or YAML with the same keys; command-line options override it):
               {"defaults": {...}, "models": {"NAME": {"max_batch_size": 16, "max_batch_tokens": 1024,
-               "max_queue_delay_ms": 5, "max_queue_size": 256,
+               "max_queue_delay_ms": 5, "batch_wait": "when-busy", "max_queue_size": 256,
                "queue_timeout_ms": 10000, "instances": 1,
                "version_policy": {"specific": 2}}},
                "admin_token": "...", "max_body_bytes": 8388608,
@@ -71,8 +71,11 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "The most real tokens (padding not counted) per engine call; long utterances close a batch sooner.")
     var maxBatchTokens: Int?
 
-    @Option(help: "How long the batcher waits to fill a batch, in milliseconds.")
+    @Option(help: "How long the batcher waits to fill a batch, in milliseconds (with --batch-wait always).")
     var maxQueueDelayMs: Double?
+
+    @Option(help: "when-busy (default): an idle engine instance runs what is queued at once, requests batch while every instance is busy; always: an idle instance waits --max-queue-delay-ms to fill a batch.")
+    var batchWait: String?
 
     @Option(help: "The most queued requests per model; more get 429 with Retry-After.")
     var maxQueueSize: Int?
@@ -91,6 +94,7 @@ struct ServeCommand: ParsableCommand {
         if let maxBatchSize, maxBatchSize < 1 { throw ValidationError("--max-batch-size must be at least 1") }
         if let maxBatchTokens, maxBatchTokens < 1 { throw ValidationError("--max-batch-tokens must be at least 1") }
         if let maxQueueDelayMs, maxQueueDelayMs < 0 { throw ValidationError("--max-queue-delay-ms must not be negative") }
+        if let batchWait, BatchWait(rawValue: batchWait) == nil { throw ValidationError("--batch-wait must be when-busy or always") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
     }
@@ -142,6 +146,7 @@ struct ServeCommand: ParsableCommand {
         if let maxBatchSize { settings.maxBatchSize = maxBatchSize }
         if let maxBatchTokens { settings.maxBatchTokens = maxBatchTokens }
         if let maxQueueDelayMs { settings.maxQueueDelayMs = maxQueueDelayMs }
+        if let batchWait = batchWait.flatMap(BatchWait.init(rawValue:)) { settings.batchWait = batchWait }
         if let maxQueueSize { settings.maxQueueSize = maxQueueSize }
     }
 

@@ -52,6 +52,7 @@ struct ConfigFileTests {
             defaults:
               max_batch_size: 32
               max_queue_delay_ms: 2.5
+              batch_wait: always
             models:
               support-en:
                 max_batch_size: 8
@@ -67,10 +68,11 @@ struct ConfigFileTests {
             """, fileExtension: "yaml")
         #expect(configuration.defaultModelSettings.maxBatchSize == 32)
         #expect(configuration.defaultModelSettings.maxQueueDelayMs == 2.5)
+        #expect(configuration.defaultModelSettings.batchWait == .always)
         let model = configuration.settings(for: "support-en")
         #expect(model.maxBatchSize == 8 && model.maxQueueSize == 64 && model.queueTimeoutMs == 500)
         #expect(model.maxBatchTokens == 512 && configuration.defaultModelSettings.maxBatchTokens == nil)
-        #expect(model.instances == 2 && model.version == 3)
+        #expect(model.instances == 2 && model.version == 3 && model.batchWait == .whenBusy)
         #expect(configuration.adminToken == "secret")
         #expect(configuration.maxBodyBytes == 1_048_576 && configuration.maxTextCharacters == 1000)
         #expect(configuration.models == ["support-en", "snips"])
@@ -93,6 +95,8 @@ struct ConfigFileTests {
         #expect(yaml == json)
         let delay = try failure("defaults:\n  max_queue_delay_ms: -1\n", fileExtension: "yaml")
         #expect(delay?.contains("defaults.max_queue_delay_ms must not be negative") == true)
+        let wait = try failure("defaults:\n  batch_wait: sometimes\n", fileExtension: "yaml")
+        #expect(wait?.contains("batch_wait") == true, "\(wait ?? "no error")")
     }
 
     @Test("broken YAML syntax is a clear error, and an empty YAML file is an empty config")

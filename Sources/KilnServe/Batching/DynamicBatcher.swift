@@ -1,4 +1,22 @@
+// Pass: dynamic batching. Pattern: a bounded priority queue drained by one worker thread per engine
+// instance. Dispatch policy (``BatchWait``): by default (`whenBusy`) an idle instance takes what is
+// queued at once, so a lone request never waits for a batch window; requests that arrive while every
+// instance is busy accumulate behind them and become the next batch, so batches form from the load
+// itself (the busier the server, the bigger the batches). `always` is the Triton-style policy: an
+// idle instance waits up to `maxQueueDelay` after the oldest request to fill its batch. Why safe:
+// every queue change happens under one lock, each request is removed from the queue exactly once
+// (by the worker that runs it or expires it), and each continuation is resumed exactly once.
 import Foundation
+
+/// When an idle engine instance waits for more requests before it runs a batch.
+public enum BatchWait: String, Sendable, Codable, CaseIterable {
+    /// Run what is queued as soon as an instance is free; requests batch only while every
+    /// instance is busy. No added latency at low load (the default).
+    case whenBusy = "when-busy"
+    /// Wait up to `maxQueueDelay` after the oldest queued request, unless the batch fills first
+    /// (the classic dynamic-batcher window: bigger batches at low load, + up to the delay per request).
+    case always
+}
 
 /// What a batched request gets back: its own output plus where its time went.
 public struct BatchedResult<Output: Sendable>: Sendable {
@@ -18,7 +36,8 @@ public struct BatchedResult<Output: Sendable>: Sendable {
 public struct BatcherSettings: Sendable, Equatable {
     /// The most rows one engine call takes (a single larger request still runs, alone).
     public var maxBatchRows: Int
-    /// How long to wait for more requests after the oldest queued one arrived.
+    /// How long to wait for more requests after the oldest queued one arrived; only with
+    /// ``BatchWait/always`` (with ``BatchWait/whenBusy`` an idle instance never waits).
     public var maxQueueDelay: Double
     /// The most requests waiting; more are refused with ``ServeError/queueFull(retryAfterSeconds:)``.
     public var maxQueueSize: Int
@@ -29,9 +48,15 @@ public struct BatcherSettings: Sendable, Equatable {
     /// its cost follows the real tokens: a batch of short utterances fills up to `maxBatchRows`,
     /// long ones close it earlier. A single request over the budget still runs, alone.
     public var maxBatchTokens: Int?
+    /// Whether an idle instance waits `maxQueueDelay` to fill a batch.
+    public var batchWait: BatchWait
 
     /// Creates settings; all values are clamped to sensible minimums.
-    public init(maxBatchRows: Int, maxQueueDelay: Double, maxQueueSize: Int, instances: Int, maxBatchTokens: Int? = nil) {
+    public init(
+        maxBatchRows: Int, maxQueueDelay: Double, maxQueueSize: Int, instances: Int, maxBatchTokens: Int? = nil,
+        batchWait: BatchWait = .whenBusy
+    ) {
+        self.batchWait = batchWait
         self.maxBatchRows = max(1, maxBatchRows)
         self.maxQueueDelay = max(0, maxQueueDelay)
         self.maxQueueSize = max(1, maxQueueSize)
@@ -75,8 +100,9 @@ public struct BatcherObserver: Sendable {
 /// The dynamic batcher: the one place that knows about batches.
 ///
 /// Requests wait in a bounded queue (highest priority first, then arrival order). Each worker
-/// thread (one per engine instance) takes the oldest request, waits up to `maxQueueDelay` for more
-/// to arrive, then hands up to `maxBatchRows` rows (and, when set, `maxBatchTokens` real tokens)
+/// thread (one per engine instance) takes the oldest request, with ``BatchWait/always`` waits up to
+/// `maxQueueDelay` for more to arrive (with the default ``BatchWait/whenBusy`` it does not wait:
+/// requests batch up while every instance is busy), then hands up to `maxBatchRows` rows (and, when set, `maxBatchTokens` real tokens)
 /// to `runBatch` and resumes every caller with its
 /// own slice of the result. A full queue refuses new requests at once (429 + Retry-After) instead
 /// of growing; a request that waited past its deadline fails with 503 instead of running late.
@@ -243,8 +269,10 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
     }
 
     /// Waits (lock held) until the batch is full, the oldest request has waited `maxQueueDelay`,
-    /// or the batcher is stopping.
+    /// or the batcher is stopping. With ``BatchWait/whenBusy`` it returns at once: this worker is
+    /// idle, and a request must not wait for an idle engine.
     private func waitForBatchWindowLocked() {
+        guard settings.batchWait == .always else { return }
         guard let oldest = queue.map(\.enqueued).min() else { return }
         let windowEnd = oldest &+ UInt64(settings.maxQueueDelay * 1e9)
         while !stopping && !queue.isEmpty && !nextBatchIsFullLocked() {

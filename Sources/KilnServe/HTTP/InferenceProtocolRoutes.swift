@@ -185,7 +185,8 @@ struct InferenceProtocolRoutes: Sendable {
             ],
             "instance_group": [["count": settings.instances, "kind": "KIND_CPU"]],
             "parameters": ["precision": ["string_value": model.precision],
-                           "max_seq_length": ["string_value": String(model.card.maxSeqLength)]],
+                           "max_seq_length": ["string_value": String(model.card.maxSeqLength)],
+                           "batch_wait": ["string_value": settings.batchWait.rawValue]],
         ]
     }
 }

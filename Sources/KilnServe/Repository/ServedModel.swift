@@ -70,7 +70,8 @@ public final class ServedModel: Sendable {
             batchCompleted: { _, _, _ in })
         let batcherSettings = BatcherSettings(
             maxBatchRows: settings.maxBatchSize, maxQueueDelay: settings.maxQueueDelayMs / 1000,
-            maxQueueSize: settings.maxQueueSize, instances: engines.count, maxBatchTokens: settings.maxBatchTokens)
+            maxQueueSize: settings.maxQueueSize, instances: engines.count, maxBatchTokens: settings.maxBatchTokens,
+            batchWait: settings.batchWait)
         let instances = engines
         batcher = DynamicBatcher(settings: batcherSettings, observer: observer) { instance, inputs in
             let rows = inputs.reduce(0) { $0 + $1.rows }
