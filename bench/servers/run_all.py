@@ -234,7 +234,8 @@ def int8_plan(kiln: str, model_dir: str, calibration_data: str, samples: int) ->
     name = os.path.basename(os.path.dirname(model_dir))
     folder = os.path.join(peers.WORK, "int8")
     os.makedirs(folder, exist_ok=True)
-    calibration, plan = os.path.join(folder, f"{name}.calibration.json"), os.path.join(folder, f"{name}-int8.kiln")
+    calibration = os.path.join(folder, f"{name}-{samples}.calibration.json")
+    plan = os.path.join(folder, f"{name}-int8-c{samples}.kiln")
     model = os.path.join(model_dir, "model.onnx")
     newest_input = max(os.path.getmtime(model), os.path.getmtime(kiln))
     if os.path.exists(plan) and os.path.getmtime(plan) > newest_input:
@@ -268,7 +269,7 @@ def main():
     parser.add_argument("--texts", default=os.path.join(REPO, "..", "shared", "data", "snips", "test", "seq.in"))
     parser.add_argument("--calibration-data", default=os.path.join(REPO, "..", "shared", "data", "snips", "train"),
                         help="utterances `kiln calibrate` uses for the int8 row (the snips train split)")
-    parser.add_argument("--calibration-samples", type=int, default=1000)
+    parser.add_argument("--calibration-samples", type=int, help="utterances for kiln calibrate (default 1000, quick 200)")
     parser.add_argument("--sla-ms", type=float, help="default: the shape's (100 minilm, 300 bert-base)")
     parser.add_argument("--duration", type=float, help="seconds per load point (default 10, quick 4)")
     parser.add_argument("--generator", choices=["auto", "kiln", "python"], default="auto")
@@ -303,7 +304,7 @@ def main():
     if "kiln-int8" in wanted:
         factories.append(("kiln-int8", lambda: peers.kiln_peer(
             args.kiln, model_dir, args.port, "int8", max_batch=args.kiln_max_batch,
-            plan=int8_plan(args.kiln, model_dir, args.calibration_data, args.calibration_samples))))
+            plan=int8_plan(args.kiln, model_dir, args.calibration_data, args.calibration_samples or (200 if args.quick else 1000)))))
     if "kiln" in wanted or "kiln-bf16" in wanted:
         if cpu_has_bf16():
             factories.append(("kiln-bf16", lambda: peers.kiln_peer(args.kiln, model_dir, args.port, "bf16",
