@@ -2,7 +2,9 @@
 the model's tokenizer.json (Hugging Face `tokenizers`, which Kiln's tokenizer matches id for id),
 pad a batch to its longest text, and decode intent + slots the way Sources/KilnText does
 (IntentDecoder: softmax, top-k, ties keep label order; SlotDecoder: per-token softmax argmax, the tag
-of a word's first sub-token, whitespace words, lenient BIO spans with mean tag probability).
+of a word's first sub-token, words as the model card's slot_positions says (first_subtoken /
+tokenizer_words: the tokenizer's words; whitespace_words or no card entry: whitespace words;
+every_token), lenient BIO spans with mean tag probability).
 
 The model call itself is left to each peer (PyTorch eager, ONNX Runtime); this module only needs numpy.
 """
@@ -32,6 +34,22 @@ class ModelCard:
         self.input_names = [i["name"] for i in card["inputs"]]
         self.onnx_path = os.path.join(version_dir, "model.onnx")
         self.tokenizer_path = os.path.join(version_dir, card.get("tokenizer", {}).get("file", "tokenizer.json"))
+        self.segmentation = segmentation(card.get("slot_positions"))
+
+
+# WordSegmentation.slotPositionNames in Sources/KilnText/SlotDecoder.swift.
+SLOT_POSITIONS = {"first_subtoken": "tokenizer_words", "tokenizer_words": "tokenizer_words",
+                  "whitespace_words": "whitespace", "every_token": "every_token"}
+
+
+def segmentation(slot_positions: str | None) -> str:
+    """The word segmentation a card's slot_positions names (whitespace when the card has none)."""
+    if slot_positions is None:
+        return "whitespace"
+    try:
+        return SLOT_POSITIONS[slot_positions.lower()]
+    except KeyError:
+        raise ValueError(f"unknown slot_positions '{slot_positions}' (known: {', '.join(SLOT_POSITIONS)})") from None
 
 
 class Encoder:
@@ -67,20 +85,26 @@ def _is_whitespace(ch: str) -> bool:
     return ch in " \t\n\r" or unicodedata.category(ch) == "Zs"
 
 
-def _words(encoding, text: str):
-    """Whitespace words of the first sequence: [first token, start, end] (SlotDecoder.words)."""
-    words = []
+def _words(encoding, text: str, segmentation: str = "whitespace"):
+    """Words of the first sequence: [first token, start, end] (SlotDecoder.words)."""
+    words, last_word_id = [], None
     for token, word_id in enumerate(encoding.word_ids):
         if word_id is None or (encoding.sequence_ids[token] or 0) != 0:
             continue
         start, end = encoding.offsets[token]
+        continues = False
         if words:
-            previous_end = words[-1][2]
-            gap = text[min(previous_end, len(text)):min(max(previous_end, start), len(text))]
-            if not any(_is_whitespace(ch) for ch in gap):
-                words[-1][1] = min(words[-1][1], start)
-                words[-1][2] = max(words[-1][2], end)
-                continue
+            if segmentation == "tokenizer_words":
+                continues = word_id == last_word_id
+            elif segmentation == "whitespace":
+                previous_end = words[-1][2]
+                gap = text[min(previous_end, len(text)):min(max(previous_end, start), len(text))]
+                continues = not any(_is_whitespace(ch) for ch in gap)
+        last_word_id = word_id
+        if continues:
+            words[-1][1] = min(words[-1][1], start)
+            words[-1][2] = max(words[-1][2], end)
+            continue
         words.append([token, start, end])
     return words
 
@@ -92,14 +116,14 @@ def _parse_tag(name: str):
     return "outside", ""
 
 
-def decode_slots(slot_logits: np.ndarray, encoding, text: str, labels: list[str]):
-    """BIO spans over whitespace words, as SlotDecoder.decode(logits:encoding:text:) with .bio."""
+def decode_slots(slot_logits: np.ndarray, encoding, text: str, labels: list[str], segmentation: str = "whitespace"):
+    """BIO spans over words, as SlotDecoder.decode(logits:encoding:text:) with .bio."""
     tokens = len(encoding.ids)
     probabilities = softmax(slot_logits[:tokens])
     tag_index = probabilities.argmax(axis=-1)
     tag_probability = probabilities[np.arange(tokens), tag_index]
     spans, current = [], None  # current: [type, first word, last word]
-    words = _words(encoding, text)
+    words = _words(encoding, text, segmentation)
 
     def close():
         nonlocal current
@@ -153,7 +177,8 @@ class Pipeline:
         results = []
         for row, (text, encoding) in enumerate(zip(texts, encodings)):
             intents = decode_intents(intent_logits[row], self.card.intent_labels, self.card.multi_label)
-            slots = decode_slots(slot_logits[row], encoding, text, self.card.slot_labels) if self.card.slot_labels else []
+            slots = (decode_slots(slot_logits[row], encoding, text, self.card.slot_labels, self.card.segmentation)
+                     if self.card.slot_labels else [])
             results.append({"model": self.card.name, "version": self.card.version,
                             "intent": intents[0] if intents else None, "intents": intents, "slots": slots,
                             "truncated": len(encoding.overflowing) > 0})

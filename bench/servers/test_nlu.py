@@ -45,6 +45,29 @@ class SlotDecodingTests(unittest.TestCase):
         spans = nlu.decode_slots(logits_for(["O", "B-date", "O", "O", "O", "O"]), enc, text, LABELS)
         self.assertEqual([(s["value"], s["start"], s["end"]) for s in spans], [("don't", 0, 5)])
 
+    def test_tokenizer_words_split_at_punctuation(self):
+        # slot_positions first_subtoken (the shipped models): "don't" is three words, each tagged by its
+        # own first token, as SlotDecoder .tokenizerWords; a span does not take the apostrophe's tag.
+        text = "don't go"
+        enc = encoding(text, [(0, 3, 0), (3, 4, 1), (4, 5, 2), (6, 8, 3)])
+        spans = nlu.decode_slots(logits_for(["O", "B-date", "O", "O", "O", "O"]), enc, text, LABELS, "tokenizer_words")
+        self.assertEqual([(s["value"], s["start"], s["end"]) for s in spans], [("don", 0, 3)])
+
+    def test_tokenizer_words_keep_subtokens_of_one_word_together(self):
+        text = "fly to parisville"
+        enc = encoding(text, [(0, 3, 0), (4, 6, 1), (7, 12, 2), (12, 17, 2)])
+        spans = nlu.decode_slots(logits_for(["O", "O", "O", "B-city", "O", "O"]), enc, text, LABELS, "tokenizer_words")
+        self.assertEqual([(s["value"], s["start"], s["end"]) for s in spans], [("parisville", 7, 17)])
+
+    def test_card_slot_positions_pick_the_segmentation(self):
+        self.assertEqual(nlu.segmentation("first_subtoken"), "tokenizer_words")
+        self.assertEqual(nlu.segmentation(None), "whitespace")
+        self.assertEqual(nlu.segmentation("WHITESPACE_WORDS"), "whitespace")
+        with self.assertRaises(ValueError):
+            nlu.segmentation("per_character")
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        self.assertEqual(nlu.ModelCard(os.path.join(repo, "models", "snips", "1")).segmentation, "tokenizer_words")
+
     def test_inside_tag_without_begin_starts_a_span_and_type_change_splits(self):
         text = "new york today"
         enc = encoding(text, [(0, 3, 0), (4, 8, 1), (9, 14, 2)])
