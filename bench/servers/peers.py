@@ -55,20 +55,27 @@ def model_repository(model_dir: str) -> str:
 
 
 def kiln_peer(kiln: str, model_dir: str, port: int, precision: str = "fp32", instances: int = THREADS,
-              max_batch: int = 32, delay_ms: float = 5, plan: str | None = None) -> Peer:
+              max_batch: int = 32, delay_ms: float = 5, plan: str | None = None,
+              tokens_per_thread: int | None = None) -> Peer:
     """kiln serve with the budget split like the Python peers' (THREADS instances x 1 kernel thread), or,
     with instances=1, one engine instance using all THREADS kernel threads (OpenMP passive waiting:
     spinning OpenMP threads collapse when the cores are oversubscribed, see bench/README.md).
 
     `plan`: a plan made by `kiln build` (the int8 row). `kiln serve` has no --precision int8; it serves
     whatever plan its cache holds for the model's SHA-256, so the plan is placed in a cache folder of
-    its own under the name serve would give its fp32 plan (see `plan_cache`)."""
+    its own under the name serve would give its fp32 plan (see `plan_cache`).
+
+    `tokens_per_thread`: --max-batch-tokens = this x the instance's kernel threads (real tokens per
+    engine call), so one call's time stays bounded whatever the thread layout (see bench/README.md)."""
     repository = model_repository(model_dir)
     threads = max(1, THREADS // instances)
     serve_precision = "fp32" if plan else precision
     command = [kiln, "serve", "--model-repository", repository, "--port", str(port), "--threads", str(threads),
                "--instances", str(instances), "--precision", serve_precision, "--max-batch-size", str(max_batch),
                "--max-queue-delay-ms", str(delay_ms), "--log-level", "warning"]
+    budget = tokens_per_thread * threads if tokens_per_thread else None
+    if budget:
+        command += ["--max-batch-tokens", str(budget)]
     env = {"KILN_CACHE_DIR": plan_cache(model_dir, plan) if plan else os.path.join(WORK, "kiln-cache")}
     if threads > 1:
         env["OMP_WAIT_POLICY"] = "passive"
@@ -77,7 +84,8 @@ def kiln_peer(kiln: str, model_dir: str, port: int, precision: str = "fp32", ins
                 f"http://127.0.0.1:{port}", env=env,
                 settings=f"compiled engine{' (plan from kiln build, served through the plan cache)' if plan else ''}, "
                          f"{layout}{', OMP_WAIT_POLICY=passive' if threads > 1 else ''}, "
-                         f"dynamic batching <= {max_batch}, {delay_ms:g} ms window")
+                         f"dynamic batching <= {max_batch}{f' and <= {budget} real tokens' if budget else ''}, "
+                         f"{delay_ms:g} ms window")
 
 
 def plan_cache(model_dir: str, plan: str) -> str:

@@ -213,11 +213,16 @@ def measure(peer: peers.Peer, load: LoadGenerator, plan: dict, fixed_rate: float
 
 
 SHAPES = {
-    # name: (model folder, SLA ms, words for the report)
-    "minilm": (os.path.join(REPO, "models", "snips", "1"), 100, "snips, MiniLM-L6-shaped JointBERT (6 x 384, shipped weights)"),
+    # name: (model folder, SLA ms, words for the report, Kiln batch tokens per kernel thread)
+    "minilm": (os.path.join(REPO, "models", "snips", "1"), 100, "snips, MiniLM-L6-shaped JointBERT (6 x 384, shipped weights)", 96),
     "bert-base": (os.path.join(REPO, "bench", ".models", "bert-base-snips", "1"), 300,
-                  "BERT-base-shaped JointBERT (12 x 768, FFN 3072, random weights, snips tokenizer/labels; bench/make_bert_base.py)"),
+                  "BERT-base-shaped JointBERT (12 x 768, FFN 3072, random weights, snips tokenizer/labels; bench/make_bert_base.py)", 40),
 }
+# Why a token budget: a request's latency under load is about (the batch running when it arrives) + (its own
+# batch), so one engine call must cost well under SLA/2. Fp32 costs ~0.4 ms per real token per kernel thread on
+# MiniLM-L6 (engine-2026-11-25-1140-quiet.md: 437.7 seq/s of ~11 tokens on 2 threads) and ~8x that on BERT-base
+# (170 vs 21 MFLOP per token): 96 tokens ~ 38 ms of 100, 40 tokens ~ 130 ms of 300 per thread. Estimates, not
+# tuned by measurement; --kiln-batch-tokens-per-thread 0 turns the budget off.
 
 
 def cpu_has_bf16() -> bool:
@@ -279,9 +284,12 @@ def main():
                         help="Triton perf_analyzer binary: also drive every v2-capable server with it (skipped when absent)")
     parser.add_argument("--port", type=int, default=18081)
     parser.add_argument("--kiln-max-batch", type=int, default=32, help="kiln serve --max-batch-size")
+    parser.add_argument("--kiln-batch-tokens-per-thread", type=int,
+                        help="kiln serve --max-batch-tokens per kernel thread (default: the shape's, 96 minilm, 40 bert-base; 0 = none)")
     parser.add_argument("--out", help="results file (default bench/results/<date>-servers[-bert-base].md)")
     args = parser.parse_args()
-    model_dir, default_sla, shape_words = SHAPES[args.model_shape]
+    model_dir, default_sla, shape_words, default_tokens = SHAPES[args.model_shape]
+    tokens = default_tokens if args.kiln_batch_tokens_per_thread is None else args.kiln_batch_tokens_per_thread
     model_dir = args.model_dir or model_dir
     sla_ms = args.sla_ms or default_sla
 
@@ -293,6 +301,10 @@ def main():
     log_dir = os.path.join(peers.WORK, "logs")
     wanted = args.peers.split(",")
     factories, skipped = [], []
+
+    def kiln(**options):
+        return peers.kiln_peer(args.kiln, model_dir, args.port, max_batch=args.kiln_max_batch,
+                               tokens_per_thread=tokens or None, **options)
     if "torchserve" in wanted:
         factories.append(("torchserve", lambda: peers.torchserve_peer(model_dir, args.port)))
     if "torchserve-batching" in wanted:
@@ -300,21 +312,18 @@ def main():
     if "mlserver" in wanted:
         factories.append(("mlserver", lambda: peers.mlserver_peer(model_dir, args.port)))
     if "kiln" in wanted:
-        factories.append(("kiln-fp32", lambda: peers.kiln_peer(args.kiln, model_dir, args.port, max_batch=args.kiln_max_batch)))
+        factories.append(("kiln-fp32", lambda: kiln()))
     if "kiln-int8" in wanted:
-        factories.append(("kiln-int8", lambda: peers.kiln_peer(
-            args.kiln, model_dir, args.port, "int8", max_batch=args.kiln_max_batch,
-            plan=int8_plan(args.kiln, model_dir, args.calibration_data, args.calibration_samples or (200 if args.quick else 1000)))))
+        factories.append(("kiln-int8", lambda: kiln(
+            precision="int8", plan=int8_plan(args.kiln, model_dir, args.calibration_data, args.calibration_samples or (200 if args.quick else 1000)))))
     if "kiln" in wanted or "kiln-bf16" in wanted:
         if cpu_has_bf16():
-            factories.append(("kiln-bf16", lambda: peers.kiln_peer(args.kiln, model_dir, args.port, "bf16",
-                                                                   max_batch=args.kiln_max_batch)))
+            factories.append(("kiln-bf16", lambda: kiln(precision="bf16")))
         else:
             skipped.append(("Kiln bf16", "not run: this CPU has no AVX512_BF16 or AMX (kiln build/serve refuse bf16 "
                                          "plans on it; /proc/cpuinfo flags checked)"))
     if "kiln-1x2" in wanted:
-        factories.append(("kiln-fp32-1x2", lambda: peers.kiln_peer(
-            args.kiln, model_dir, args.port, instances=1, max_batch=args.kiln_max_batch)))
+        factories.append(("kiln-fp32-1x2", lambda: kiln(instances=1)))
     if not args.perf_analyzer:
         skipped.append(("perf_analyzer (second load generator)", "not run: no perf_analyzer binary (PyPI perf-analyzer "
                         "0.1.0 is a placeholder without one; give --perf-analyzer PATH or PERF_ANALYZER)"))
