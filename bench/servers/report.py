@@ -158,7 +158,7 @@ def write(results, failures, out, meta):
     if results:
         plot_curves(results, meta["sla_ms"], curves, meta.get("shape", "snips"))
         plot_cdf(results, meta["fixed_rate"], cdf)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = meta.get("commit") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     kiln_results = [r for r in results if r["key"].startswith("kiln")]
     parts = [
         f"# Server-level comparison ({meta['started']} to {meta.get('finished', '?')})", "",

@@ -329,6 +329,10 @@ def main():
                         "0.1.0 is a placeholder without one; give --perf-analyzer PATH or PERF_ANALYZER)"))
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    # The code measured is the checkout at the start (others may commit while it runs).
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "bench"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    commit += " (bench/ modified)" if dirty else ""
     results, fixed_rate, failures = [], None, []
     for key, factory in factories:
         peer_plan = dict(plan, sla_point=key.startswith("kiln"))
@@ -350,7 +354,7 @@ def main():
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "generator": load.name, "sla_ms": sla_ms, "duration": duration, "plan": plan, "fixed_rate": fixed_rate,
         "model_dir": os.path.relpath(model_dir, REPO), "shape": shape_words, "threads": peers.THREADS,
-        "kiln": kiln_description(args.kiln), "skipped": skipped})
+        "kiln": kiln_description(args.kiln), "skipped": skipped, "commit": commit})
     print(text)
     print(f"wrote {out}")
     return 1 if failures else 0
