@@ -187,7 +187,8 @@ def write(results, failures, out, meta):
     if split:
         parts += ["## Where Kiln's time goes (kiln serve's /metrics over the same runs)", "",
                   "Means per request. Client mean minus server time = HTTP, the load generator and scheduling on the "
-                  "shared cores; server time minus queue and engine = tokenization, decoding, hand-offs.", "",
+                  "shared cores; server time minus queue and engine = tokenization, decoding, hand-offs. The server-side means "
+                  "also cover the run's warm-up seconds (same load).", "",
                   "| server | run | client mean (ms) | server time (ms) | queue wait (ms) | engine time of its batch (ms) | "
                   "rows / tokens per engine call |", "|---|---|---|---|---|---|---|"]
         for r in split:
