@@ -8,7 +8,53 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.environ.get("KILN_DATA_DIR", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+
+
+def latest_version_dir(repository: str, model: str) -> str:
+    """The model's highest version folder in the repository."""
+    versions = sorted(int(v) for v in os.listdir(os.path.join(repository, model)) if v.isdigit())
+    return os.path.join(repository, model, str(versions[-1]))
+
+
+def bench_engine(kiln: str, model_dir: str, texts_file: str, batch: int, seconds: float, threads: int | None) -> dict:
+    """`kiln bench-engine --texts` on the model's ONNX (compiled in memory, padding-free like the
+    server): {"seq_per_s", "p50_ms", "p99_ms", ...} for batches of `batch` texts in file order."""
+    command = [kiln, "bench-engine", os.path.join(model_dir, "model.onnx"), "--texts", texts_file,
+               "--tokenizer", os.path.join(model_dir, "tokenizer.json"), "--batch", str(batch),
+               "--seconds", str(seconds), "--json"]
+    if threads:
+        command += ["--threads", str(threads)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    if not lines:
+        raise SystemExit(f"no JSON from: {' '.join(command)}\n{output}")
+    return lines[-1]
+
+
+def kiln_bench(kiln: str, port: int, model: str, texts: str, clients: int, seconds: float) -> dict:
+    """`kiln bench` closed loop (the project's load generator, Swift): its run record
+    (throughput_rps, errors, latency_ms{p50,p99,...})."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([kiln, "bench", f"http://127.0.0.1:{port}", "--model", model, "--texts", texts,
+                        "--concurrency", str(clients), "--duration", str(seconds), "--warmup", "0", "--quiet",
+                        "--json", out.name], check=True, capture_output=True)
+        with open(out.name) as file:
+            return json.load(file)["runs"][0]
+
+
+def histogram_sums(metrics: str, model: str) -> dict[str, float]:
+    """Every *_sum and *_count of the model's kiln_* histograms in a /metrics text."""
+    values: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("kiln_") and f'model="{model}"' in line and ("_sum{" in line or "_count{" in line):
+            name = line.split("{", 1)[0]
+            values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return values
 
 
 def percentile(values: list[float], p: float) -> float:
