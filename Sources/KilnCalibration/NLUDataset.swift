@@ -31,6 +31,8 @@ public struct GoldSlot: Sendable, Hashable {
 
 /// Reads utterances from the formats in `../shared/data` (see its README):
 /// - a folder with `seq.in` (+ `seq.out`, `label`): SNIPS / ATIS splits, BIO tags per word;
+/// - a folder with `ch.SPLIT` (a character and its BIOES tag a line, a blank line between utterances)
+///   and `ch.SPLIT.intent`: CAIS (support-zh's data);
 /// - a `.json` file holding a list of `{"text", "intents", "slots": {name: {"span": [s, e)}}}`: NLU++ folds;
 /// - a `.csv` file with `text,category` columns: BANKING77;
 /// - anything else: plain text, one utterance a line.
@@ -46,7 +48,10 @@ public enum NLUDataset {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw KilnError.io("no data at \(path)")
         }
-        if isDirectory.boolValue { return try loadSplitFolder(path) }
+        if isDirectory.boolValue {
+            if let cais = try caisFiles(in: path) { return try loadCAIS(characters: cais.characters, intents: cais.intents) }
+            return try loadSplitFolder(path)
+        }
         if path.hasSuffix(".json") { return try loadNLUPlusPlus(path) }
         if path.hasSuffix(".csv") { return try loadCSV(path) }
         return try lines(path).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map { NLUExample(text: $0) }
@@ -78,6 +83,73 @@ public enum NLUDataset {
             let slots = tags.map { spans(words: words, tags: $0[index].split(separator: " ").map(String.init)) }
             return NLUExample(text: text, intents: labels.map { $0[index].split(separator: "#").map(String.init) }, slots: slots)
         }
+    }
+
+    /// The CAIS files of a split folder (`ch.SPLIT`, `ch.SPLIT.intent`), nil when it is not one.
+    static func caisFiles(in path: String) throws -> (characters: String, intents: String)? {
+        let folder = URL(fileURLWithPath: path)
+        guard !FileManager.default.fileExists(atPath: folder.appendingPathComponent("seq.in").path),
+            let names = try? FileManager.default.contentsOfDirectory(atPath: path),
+            let intents = names.sorted().first(where: { $0.hasPrefix("ch.") && $0.hasSuffix(".intent") })
+        else { return nil }
+        let characters = String(intents.dropLast(".intent".count))
+        guard names.contains(characters) else { throw KilnError.invalidInput("\(path) has \(intents) but no \(characters)") }
+        return (folder.appendingPathComponent(characters).path, folder.appendingPathComponent(intents).path)
+    }
+
+    /// CAIS: one character and its BIOES tag a line, utterances separated by blank lines, one
+    /// intent a line in the `.intent` file (the rules of training/common.py `load_cais`).
+    static func loadCAIS(characters: String, intents intentsPath: String) throws -> [NLUExample] {
+        var sentences: [[(character: String, tag: String)]] = [], current: [(character: String, tag: String)] = []
+        for line in try lines(characters) {
+            if line.trimmingCharacters(in: .whitespaces).isEmpty {
+                if !current.isEmpty { sentences.append(current) }
+                current = []
+                continue
+            }
+            if line.trimmingCharacters(in: .whitespaces).contains(" "), let space = line.lastIndex(of: " ") {
+                let character = String(line[..<space])
+                current.append((character.isEmpty ? " " : character, String(line[line.index(after: space)...])))
+            } else {
+                current.append((String(line.prefix(1)), "O"))
+            }
+        }
+        if !current.isEmpty { sentences.append(current) }
+        let intents = try lines(intentsPath).filter { !$0.isEmpty }
+        guard intents.count == sentences.count else {
+            throw KilnError.invalidInput("\(intentsPath) has \(intents.count) intents for \(sentences.count) utterances in \(characters)")
+        }
+        return zip(sentences, intents).map { sentence, intent in
+            NLUExample(
+                text: sentence.map(\.character).joined(), intents: [intent.trimmingCharacters(in: .whitespaces)],
+                slots: bioesSpans(sentence))
+        }
+    }
+
+    /// Entity spans from per-character BIOES tags: `E-`/`S-` close a span, `S-` is one character.
+    static func bioesSpans(_ characters: [(character: String, tag: String)]) -> [GoldSlot] {
+        var result: [GoldSlot] = [], open: GoldSlot?, offset = 0
+        for (character, tag) in characters {
+            let end = offset + character.unicodeScalars.count
+            let marker = tag.prefix(1), type = tag.count > 2 ? String(tag.dropFirst(2)) : ""
+            let inside = marker == "I" || marker == "E"
+            if marker == "B" || marker == "S" || (inside && open?.label != type) {
+                if let current = open { result.append(current) }
+                open = GoldSlot(label: type, start: offset, end: end)
+            } else if inside {
+                open?.end = end
+            } else {
+                if let current = open { result.append(current) }
+                open = nil
+            }
+            if marker == "E" || marker == "S", let current = open {
+                result.append(current)
+                open = nil
+            }
+            offset = end
+        }
+        if let current = open { result.append(current) }
+        return result
     }
 
     /// Entity spans from per-word BIO tags (conlleval rules: an `I-x` not continuing an `x` starts one).

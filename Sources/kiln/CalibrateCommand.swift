@@ -15,7 +15,7 @@ struct CalibrateCommand: ParsableCommand {
             |x|. The cache holds the model's SHA-256: a build with another model refuses it.
             Use at least 1000 representative utterances.
 
-            --data takes plain text (one utterance a line), a SNIPS/ATIS split folder (seq.in),
+            --data takes plain text (one utterance a line), a SNIPS/ATIS split folder (seq.in), a CAIS folder,
             an NLU++ fold (.json) or a BANKING77 .csv; repeat it to combine files.
 
             Examples:

@@ -19,7 +19,7 @@ struct VerifyCommand: ParsableCommand {
             the agreement rate. Exits with status 1 when the engine loses more than
             --max-intent-drop or --max-slot-f1-drop points: put it in CI before an engine ships.
 
-            --data: a SNIPS/ATIS split folder, NLU++ fold files (.json) or a BANKING77 .csv (repeatable).
+            --data: a SNIPS/ATIS or CAIS split folder, NLU++ fold files (.json) or a BANKING77 .csv (repeatable).
 
             Example:
               kiln verify snips.int8.kiln --reference models/snips/1/model.onnx --data ../shared/data/snips/test

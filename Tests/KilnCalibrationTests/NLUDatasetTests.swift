@@ -20,6 +20,22 @@ import Testing
         #expect(examples == [NLUExample(text: "book for 2 adults", intents: ["booking", "make_open"], slots: [GoldSlot(label: "adults", start: 9, end: 10)])])
     }
 
+    @Test("CAIS split folder: characters with BIOES tags, intents beside them")
+    func cais() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-cais-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try "来 O\n张 B-singer\n信 I-singer\n哲 E-singer\n的 O\n歌 S-song\n\n今 B-date\n天 E-date\n冷 O\n\n".write(
+            to: folder.appendingPathComponent("ch.test"), atomically: true, encoding: .utf8)
+        try "PlayMusic\nWeather\n".write(to: folder.appendingPathComponent("ch.test.intent"), atomically: true, encoding: .utf8)
+        #expect(try NLUDataset.load(folder.path) == [
+            NLUExample(text: "来张信哲的歌", intents: ["PlayMusic"], slots: [GoldSlot(label: "singer", start: 1, end: 4), GoldSlot(label: "song", start: 5, end: 6)]),
+            NLUExample(text: "今天冷", intents: ["Weather"], slots: [GoldSlot(label: "date", start: 0, end: 2)]),
+        ])
+        try "PlayMusic\n".write(to: folder.appendingPathComponent("ch.test.intent"), atomically: true, encoding: .utf8)
+        #expect(throws: KilnError.self) { try NLUDataset.load(folder.path) }
+    }
+
     @Test("BANKING77 csv with quoted commas")
     func csv() throws {
         let path = try temporary("test.csv", "text,category\n\"Hi, where is my card?\",card_arrival\nplain text,lost_card\n")
