@@ -6,6 +6,11 @@ the same synthetic batch (default 16 x 32), the same thread count.
 Ratios are against Kiln fp32 and ONNX Runtime int8 measured in the same run (the machine is
 shared and noisy; absolute numbers from different runs mean little).
 
+Second table (unless --no-utterances): real utterances (default: the snips test set) in batches of
+16 in file order. ONNX Runtime runs each batch padded to its longest utterance; Kiln gets the same
+padded batch with its attention mask and runs only the real tokens (padding-free execution, for
+int8 plans too), plus a padded Kiln int8 row (KILN_PACKED=0) for the A/B.
+
 Usage:
   kiln calibrate models/snips/1/model.onnx --data ../shared/data/snips/train -o /tmp/snips.calibration.json
   bench/.venv/bin/python bench/int8_peers.py --model models/snips/1/model.onnx \
@@ -18,7 +23,22 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine_peers import kiln_fixed, ort_session, synthetic_inputs, time_runs  # noqa: E402
+from engine_peers import DATA, kiln_fixed, kiln_utterances, ort_session, synthetic_inputs, time_runs, utterance_batches  # noqa: E402
+
+
+def table(rows, fp32_name, ort_name):
+    """Markdown rows with seq/s and CPU-time ratios against `fp32_name` and `ort_name` (same run)."""
+    by_name = dict(rows)
+    kiln_fp32, ort_int8 = by_name[fp32_name]["seq_per_s"], by_name[ort_name]["seq_per_s"]
+    lines = [f"| engine | seq/s | p50 ms | p99 ms | vs {fp32_name} | vs ORT int8 | CPU ms/seq | CPU-time ratio vs {fp32_name} / ORT int8 |",
+             "|---|---|---|---|---|---|---|---|"]
+    cpu_fp32, cpu_ort = by_name[fp32_name].get("cpu_ms_per_seq"), by_name[ort_name].get("cpu_ms_per_seq")
+    for name, r in rows:
+        cpu = r.get("cpu_ms_per_seq")
+        cpu_text = f"{cpu:.2f} | {cpu_fp32 / cpu:.2f}x / {cpu_ort / cpu:.2f}x" if cpu and cpu_fp32 and cpu_ort else "- | -"
+        lines.append(f"| {name} | {r['seq_per_s']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                     f"{r['seq_per_s'] / kiln_fp32:.2f}x | {r['seq_per_s'] / ort_int8:.2f}x | {cpu_text} |")
+    return lines
 
 
 def main():
@@ -34,6 +54,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=1,
                         help="time every engine this many times, interleaved, and keep each engine's best round")
     parser.add_argument("--out", help="also write the markdown here")
+    parser.add_argument("--tokenizer", help="tokenizer.json (default: beside the model)")
+    parser.add_argument("--texts", nargs="*", default=[os.path.join(DATA, "snips", "test", "seq.in")])
+    parser.add_argument("--no-utterances", action="store_true", help="skip the real-utterance table")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -60,18 +83,34 @@ def main():
                 r = kiln_fixed(args.kiln, plans[name], args.threads, args.batch, args.seq, args.seconds)
                 best[f"Kiln {name}"] = max(best.get(f"Kiln {name}", r), r, key=lambda x: x["seq_per_s"])
         rows = list(best.items())
-    by_name = dict(rows)
-    kiln_fp32 = by_name["Kiln fp32"]["seq_per_s"]
-    ort_int8 = by_name["ONNX Runtime int8 (dynamic)"]["seq_per_s"]
-    lines = [f"### batch {args.batch}, seq {args.seq}, {args.threads} threads, {os.path.basename(args.model)}", "",
-             "| engine | seq/s | p50 ms | p99 ms | vs Kiln fp32 | vs ORT int8 | CPU ms/seq | CPU-time ratio vs Kiln fp32 / ORT int8 |",
-             "|---|---|---|---|---|---|---|---|"]
-    cpu_fp32, cpu_ort = by_name["Kiln fp32"].get("cpu_ms_per_seq"), by_name["ONNX Runtime int8 (dynamic)"].get("cpu_ms_per_seq")
-    for name, r in rows:
-        cpu = r.get("cpu_ms_per_seq")
-        cpu_text = f"{cpu:.2f} | {cpu_fp32 / cpu:.2f}x / {cpu_ort / cpu:.2f}x" if cpu and cpu_fp32 and cpu_ort else "- | -"
-        lines.append(f"| {name} | {r['seq_per_s']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                     f"{r['seq_per_s'] / kiln_fp32:.2f}x | {r['seq_per_s'] / ort_int8:.2f}x | {cpu_text} |")
+        tokenizer = args.tokenizer or os.path.join(os.path.dirname(args.model), "tokenizer.json")
+        utterance_rows, utterance_title = [], ""
+        if not args.no_utterances and os.path.exists(tokenizer):
+            names = {i.name for i in sessions["ONNX Runtime fp32"].get_inputs()}
+            lines, feeds = utterance_batches(tokenizer, args.texts, args.batch, 128, names)
+            texts = os.path.join(workdir, "texts.txt")
+            with open(texts, "w", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+            real = sum(int(f["attention_mask"].sum()) for f in feeds) if "attention_mask" in names else 0
+            padded = sum(f["attention_mask"].size for f in feeds) if "attention_mask" in names else 0
+            utterance_title = (f"### real utterances ({len(lines)} lines, batches of {args.batch} in file order, "
+                               f"{real} real of {padded} padded tokens), {args.threads} threads")
+            cells = [(name, lambda s=session: time_runs(lambda f: s.run(None, f), feeds, args.seconds)) for name, session in sessions.items()]
+            for name in ["fp32", "int8", "int8-dynamic"]:
+                cells.append((f"Kiln {name} padding-free", lambda n=name: kiln_utterances(
+                    args.kiln, plans[n], args.threads, texts, tokenizer, args.batch, 128, args.seconds)))
+            cells.append(("Kiln int8 padded (KILN_PACKED=0)", lambda: kiln_utterances(
+                args.kiln, plans["int8"], args.threads, texts, tokenizer, args.batch, 128, args.seconds, packed=False)))
+            best_u = {}
+            for _ in range(args.rounds):
+                for name, measure in cells:
+                    r = measure()
+                    best_u[name] = max(best_u.get(name, r), r, key=lambda x: x["seq_per_s"])
+            utterance_rows = list(best_u.items())
+    lines = [f"### batch {args.batch}, seq {args.seq}, {args.threads} threads, {os.path.basename(args.model)}", ""]
+    lines += table(rows, "Kiln fp32", "ONNX Runtime int8 (dynamic)")
+    if utterance_rows:
+        lines += ["", utterance_title, ""] + table(utterance_rows, "Kiln fp32 padding-free", "ONNX Runtime int8 (dynamic)")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
