@@ -13,14 +13,23 @@ import Foundation
 /// too late. The process replaces itself (same pid, same arguments) with the variable set; the
 /// second start sees it set and goes on. A user's own `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is
 /// left alone (`KILN_OMP_WAIT_POLICY=keep` also disables this).
+///
+/// The same re-exec sets `MALLOC_ARENA_MAX=2` unless the user set it: glibc gives each thread that
+/// allocates concurrently its own arena (up to 8 per core) and keeps their freed pages, so a
+/// server's RSS crept up under steady load (soak, 2 min at 63 req/s: +4.6% with the default, +0.4%
+/// with 2 arenas, same latency; glibc reads the variable once, at its first allocation).
 enum OpenMPWaitPolicy {
-    /// Re-executes the running binary with `OMP_WAIT_POLICY=passive` when no policy is set.
-    /// Returns (without re-executing) when a policy is already set or the re-exec fails.
+    /// Re-executes the running binary with `OMP_WAIT_POLICY=passive` when no policy is set and
+    /// `MALLOC_ARENA_MAX=2` when that is not set. Returns (without re-executing) when both are
+    /// already decided or the re-exec fails.
     static func ensurePassive() {
         let environment = ProcessInfo.processInfo.environment
-        guard environment["OMP_WAIT_POLICY"] == nil, environment["GOMP_SPINCOUNT"] == nil,
-              environment["KILN_OMP_WAIT_POLICY"] != "keep" else { return }
-        setenv("OMP_WAIT_POLICY", "passive", 1)
+        let setWaitPolicy = environment["OMP_WAIT_POLICY"] == nil && environment["GOMP_SPINCOUNT"] == nil
+            && environment["KILN_OMP_WAIT_POLICY"] != "keep"
+        let setArenas = environment["MALLOC_ARENA_MAX"] == nil
+        guard setWaitPolicy || setArenas else { return }
+        if setWaitPolicy { setenv("OMP_WAIT_POLICY", "passive", 1) }
+        if setArenas { setenv("MALLOC_ARENA_MAX", "2", 1) }
         let arguments = CommandLine.arguments
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
         argv.append(nil)
@@ -28,6 +37,7 @@ enum OpenMPWaitPolicy {
         // Only reached when exec failed (no /proc): run on with the default policy, and say so.
         FileHandle.standardError.write(Data(
             "kiln: could not re-execute with OMP_WAIT_POLICY=passive (\(String(cString: strerror(errno)))); set it yourself for steady latency on busy machines\n".utf8))
-        unsetenv("OMP_WAIT_POLICY")
+        if setWaitPolicy { unsetenv("OMP_WAIT_POLICY") }
+        if setArenas { unsetenv("MALLOC_ARENA_MAX") }
     }
 }
