@@ -52,6 +52,9 @@ struct BenchEngineCommand: ParsableCommand {
     @Option(help: "Truncate --texts to this many tokens.")
     var maxLength: Int = 128
 
+    @Flag(help: "Print where a call's time goes, per step (padded path; also KILN_PROFILE=1), after the measurements.")
+    var profile = false
+
     func validate() throws {
         guard batch.allSatisfy({ $0 >= 1 }), seq.allSatisfy({ $0 >= 2 }) else { throw ValidationError("--batch must be >= 1 and --seq >= 2") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
@@ -86,6 +89,9 @@ struct BenchEngineCommand: ParsableCommand {
                 } while ContinuousClock.now - start < budget || latencies.count < 3
                 report(batch: batchSize, seq: length, latencies: latencies, elapsed: Self.milliseconds(ContinuousClock.now - start),
                        cpu: Self.processCPUMilliseconds() - cpuStart)
+                if profile || ProcessInfo.processInfo.environment["KILN_PROFILE"] == "1", let compiled = engine as? Engine {
+                    try printProfile(compiled, inputs: inputs, label: "batch \(batchSize), seq \(length)")
+                }
             }
         }
     }
@@ -125,6 +131,24 @@ struct BenchEngineCommand: ParsableCommand {
                 print(String(format: "utterances, batch %d: %.1f seq/s, batch p50 %.2f ms, p99 %.2f ms (%d batches)", batchSize, throughput, percentile(50), percentile(99), latencies.count))
             }
         }
+    }
+
+    /// Per-step mean times of 20 padded calls, grouped by operator and kernel, then the 15
+    /// slowest steps (to stderr, so --json output stays parseable).
+    private func printProfile(_ engine: Engine, inputs: [String: Tensor], label: String) throws {
+        let timings = try engine.profile(inputs, runs: 20)
+        let total = timings.reduce(0) { $0 + $1.milliseconds }
+        var lines = [String(format: "profile, %@: %.3f ms in %d steps (sum of step times, padded path)", label, total, timings.count)]
+        var groups: [String: (ms: Double, count: Int)] = [:]
+        for timing in timings { groups["\(timing.op) [\(timing.kernel)]", default: (0, 0)].ms += timing.milliseconds; groups["\(timing.op) [\(timing.kernel)]"]!.count += 1 }
+        for (key, value) in groups.sorted(by: { $0.value.ms > $1.value.ms }) {
+            lines.append(String(format: "  %7.3f ms %5.1f%%  %3dx %@", value.ms, 100 * value.ms / max(total, 1e-9), value.count, key))
+        }
+        lines.append("  slowest steps:")
+        for timing in timings.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(15) {
+            lines.append(String(format: "  %7.3f ms  %@ (%@, %@)", timing.milliseconds, timing.node, timing.op, timing.kernel))
+        }
+        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
     }
 
     private func makeEngine() throws -> any InferenceEngine {

@@ -71,6 +71,33 @@ import Testing
         }
     }
 
+    /// `read` streams the file (checksum in chunks, fp32 weights straight into their tensors):
+    /// same plan as decoding the bytes, and truncated or corrupted files still fail cleanly.
+    @Test func readingAFileMatchesDecodingItsBytes() throws {
+        var plan = try Self.samplePlan()
+        // A weight larger than the 1 MiB checksum chunk, so the streamed checksum spans chunks.
+        plan.graph.initializers["big"] = try Tensor(floats: (0..<300_000).map { Float($0) * 0.5 - 7 }, shape: [600, 500])
+        let bytes = try PlanFile.encode(plan)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-planfile-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let url = directory.appendingPathComponent("tiny.kiln")
+        try bytes.write(to: url)
+        let read = try PlanFile.read(url, cpu: CPUFeatures(flags: []))
+        #expect(read.graph == plan.graph)
+        #expect(read.header == plan.header && read.sections == plan.sections)
+        for cut in [0, 23, 24 + 10, bytes.count / 2, bytes.count - 1] {
+            try bytes.prefix(cut).write(to: url)
+            #expect(throws: KilnError.self, "a plan cut at \(cut) bytes was read") { try PlanFile.read(url, cpu: CPUFeatures(flags: [])) }
+        }
+        var corrupted = [UInt8](bytes)
+        corrupted[corrupted.count - 5] ^= 0x40
+        try Data(corrupted).write(to: url)
+        let error = try #require(throws: KilnError.self) { try PlanFile.read(url, cpu: CPUFeatures(flags: [])) }
+        #expect(error.description.contains("checksum"))
+        #expect(throws: KilnError.self) { try PlanFile.read(directory.appendingPathComponent("missing.kiln")) }
+    }
+
     @Test func notAPlanSaysHowToBuildOne() throws {
         let error = try #require(throws: KilnError.self) { try PlanFile.decode(Data("{\"json\": true}".utf8), source: "model.kiln") }
         #expect(error.description.contains("kiln build"))

@@ -83,4 +83,29 @@ import Testing
         }
         #expect(throws: KilnError.self) { try engine.run(["x": try Tensor(floats: [1, 2, 3], shape: [1, 3])]) }
     }
+
+    @Test("a weight two GEMMs share is dropped only after both are bound; one another node reads stays")
+    func sharedWeightsAreReleasedOnlyAfterTheirLastReader() throws {
+        let (inputSize, outputSize) = (4, 4)
+        let weights = (0..<(inputSize * outputSize)).map { Float($0 % 5) / 3 - 0.5 }
+        let other = (0..<(inputSize * outputSize)).map { Float($0 % 3) / 2 }
+        func gemm(_ name: String, _ input: String, _ weight: String, _ output: String) -> Node {
+            Node(name: name, opType: KilnOperators.fusedMatMul, domain: KilnOperators.domain, inputs: [input, weight], outputs: [output])
+        }
+        let graph = Graph(
+            inputs: [ValueInfo(name: "x", dtype: .float32, shape: nil)],
+            outputs: [ValueInfo(name: "y", dtype: .float32, shape: nil), ValueInfo(name: "z", dtype: .float32, shape: nil)],
+            initializers: ["W": try Tensor(floats: weights, shape: [inputSize, outputSize]), "V": try Tensor(floats: other, shape: [inputSize, outputSize])],
+            nodes: [gemm("first", "x", "W", "h"), gemm("second", "h", "W", "y"), gemm("third", "x", "V", "v"),
+                    Node(name: "plus", opType: "Add", inputs: ["v", "V"], outputs: ["z"])],
+            opsetImports: ["": 17, KilnOperators.domain: 1])
+        let engine = try Engine(graph: graph)
+        #expect(engine.graph.initializers["W"] == nil, "both readers of W are packed GEMMs")
+        #expect(engine.graph.initializers["V"] != nil, "the Add still reads V")
+        // Four rows, so that the Add's [4, 4] + V[4, 4] is well-formed.
+        let input = (0..<(4 * inputSize)).map { Float($0) / 10 - 0.3 }
+        let outputs = try engine.run(["x": try Tensor(floats: input, shape: [4, inputSize])])
+        let reference = try ReferenceExecutor(graph: graph).run(["x": try Tensor(floats: input, shape: [4, inputSize])])
+        for name in ["y", "z"] { #expect(maxAbsDifference(try #require(outputs[name]), try #require(reference[name])) <= 1e-5, "\(name)") }
+    }
 }

@@ -62,12 +62,16 @@ public enum PlanFile {
         try read(url, cpu: CPUFeatures(flags: ["*"]), checkTarget: false).header
     }
 
+    /// Reads through one file descriptor, never holding the whole file: the checksum streams
+    /// through a small buffer and each fp32 weight is read straight into its tensor's storage,
+    /// so loading a plan peaks at about one copy of the weights (a mapped or copied file beside
+    /// the decoded weights was twice that, and counted in the peak RSS of `kiln serve`).
     static func read(_ url: URL, cpu: CPUFeatures, checkTarget: Bool) throws -> Plan {
-        let data: Data
-        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw KilnError.io("cannot read plan \(url.path): \(error.localizedDescription)")
+        let file: PlanFileBytes
+        do { file = try PlanFileBytes(url) } catch {
+            throw KilnError.io("cannot read plan \(url.path): \(error)")
         }
-        return try decode(data, cpu: cpu, source: url.lastPathComponent, checkTarget: checkTarget)
+        return try decode(file, cpu: cpu, source: url.lastPathComponent, checkTarget: checkTarget)
     }
 
     // MARK: - Encoding
@@ -156,50 +160,86 @@ public enum PlanFile {
     }
 
     static func decode(_ data: Data, cpu: CPUFeatures, source: String, checkTarget: Bool) throws -> Plan {
-        let bytes = [UInt8](data)
-        guard bytes.count >= 24, Array(bytes[0..<8]) == magic else {
+        try decode(DataPlanBytes(data: data), cpu: cpu, source: source, checkTarget: checkTarget)
+    }
+
+    static func decode(_ bytes: some PlanBytes, cpu: CPUFeatures, source: String, checkTarget: Bool) throws -> Plan {
+        let size = bytes.count
+        guard size >= 24, try bytes.read(0..<8) == magic else {
             throw KilnError.invalidModel("\(source) is not a Kiln plan (bad magic); build one with `kiln build MODEL.onnx -o \(source)`")
         }
-        let version = Int(readLittleEndian(UInt32.self, bytes, at: 8))
+        let prefix = try bytes.read(0..<24)
+        let version = Int(readLittleEndian(UInt32.self, prefix, at: 8))
         guard version == formatVersion else {
             throw KilnError.invalidModel("\(source) was built for plan format \(version), this kiln reads format \(formatVersion): rebuild it with `kiln build`")
         }
-        let manifestLength = Int(readLittleEndian(UInt32.self, bytes, at: 12))
-        let checksum = readLittleEndian(UInt64.self, bytes, at: 16)
-        guard 24 + manifestLength <= bytes.count else {
-            throw KilnError.invalidModel("\(source) is truncated (\(bytes.count) bytes); rebuild it with `kiln build`")
+        let manifestLength = Int(readLittleEndian(UInt32.self, prefix, at: 12))
+        let checksum = readLittleEndian(UInt64.self, prefix, at: 16)
+        guard 24 + manifestLength <= size else {
+            throw KilnError.invalidModel("\(source) is truncated (\(size) bytes); rebuild it with `kiln build`")
         }
-        guard fnv1a(bytes[24...]) == checksum else {
+        guard try streamedChecksum(bytes, from: 24) == checksum else {
             throw KilnError.invalidModel("\(source) is corrupted or truncated (checksum mismatch); rebuild it with `kiln build`")
         }
         let manifest: Manifest
-        do { manifest = try jsonDecoder().decode(Manifest.self, from: Data(bytes[24..<(24 + manifestLength)])) } catch {
+        do { manifest = try jsonDecoder().decode(Manifest.self, from: Data(try bytes.read(24..<(24 + manifestLength)))) } catch {
             throw KilnError.invalidModel("\(source) has an unreadable manifest (\(error)); rebuild it with `kiln build`")
         }
         if checkTarget { try validateTarget(manifest.header, cpu: cpu, source: source) }
         let payloadStart = 24 + manifestLength + (alignment - (24 + manifestLength) % alignment) % alignment
-        func blob(_ entry: BlobEntry) throws -> ArraySlice<UInt8> {
+        func range(_ entry: BlobEntry) throws -> Range<Int> {
             let start = payloadStart + entry.offset
-            guard entry.offset >= 0, entry.length >= 0, start + entry.length <= bytes.count else {
+            guard entry.offset >= 0, entry.length >= 0, start + entry.length <= size else {
                 throw KilnError.invalidModel("\(source): '\(entry.name)' lies outside the file; rebuild it with `kiln build`")
             }
-            return bytes[start..<(start + entry.length)]
+            return start..<(start + entry.length)
         }
         var initializers: [String: Tensor] = [:]
         for entry in manifest.weights {
             guard let dtype = entry.dtype, let shape = entry.shape else {
                 throw KilnError.invalidModel("\(source): weight '\(entry.name)' has no dtype or shape")
             }
-            initializers[entry.name] = try blob(entry).withUnsafeBytes { try TensorBytes.decode($0, dtype: dtype, shape: shape) }
+            initializers[entry.name] = try decodeWeight(bytes, range: try range(entry), dtype: dtype, shape: shape)
         }
         var sections: [String: Data] = [:]
-        for entry in manifest.sections { sections[entry.name] = Data(try blob(entry)) }
+        for entry in manifest.sections { sections[entry.name] = Data(try bytes.read(try range(entry))) }
         let graph = Graph(
             name: manifest.graphName, inputs: manifest.header.inputs, outputs: manifest.header.outputs,
             initializers: initializers, nodes: manifest.nodes,
             valueInfo: Dictionary(manifest.valueInfo.map { ($0.name, $0) }, uniquingKeysWith: { $1 }),
             opsetImports: manifest.opsetImports, metadata: manifest.metadata)
         return Plan(header: manifest.header, graph: graph, sections: sections)
+    }
+
+    /// FNV-1a of every byte from `start` to the end, read 1 MiB at a time.
+    static func streamedChecksum(_ bytes: some PlanBytes, from start: Int) throws -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var offset = start
+        while offset < bytes.count {
+            let length = min(chunk.count, bytes.count - offset)
+            try chunk.withUnsafeMutableBytes { try bytes.read(offset..<(offset + length), into: UnsafeMutableRawBufferPointer(rebasing: $0[..<length])) }
+            for byte in chunk[..<length] {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x100_0000_01b3
+            }
+            offset += length
+        }
+        return hash
+    }
+
+    /// One weight: fp32 (nearly all the bytes) is read straight into the tensor's storage on a
+    /// little-endian host, every other dtype through ``TensorBytes``.
+    static func decodeWeight(_ bytes: some PlanBytes, range: Range<Int>, dtype: DType, shape: [Int]) throws -> Tensor {
+        let count = Tensor.elementCount(of: shape)
+        guard dtype == .float32, range.count == count * 4, 1.littleEndian == 1 else {
+            return try bytes.read(range).withUnsafeBytes { try TensorBytes.decode($0, dtype: dtype, shape: shape) }
+        }
+        let floats = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            try bytes.read(range, into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = count
+        }
+        return try Tensor(floats: floats, shape: shape)
     }
 
     static func validateTarget(_ header: PlanHeader, cpu: CPUFeatures, source: String) throws {

@@ -14,9 +14,9 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     public let graph: Graph
     /// How many nodes run on a fast kernel vs the reference kernels, by op type.
     public let kernelSummary: [String: String]
-    private let steps: [EngineStep]
-    private let program: EngineProgram
-    private let contexts = ExecutionContextPool()
+    let steps: [EngineStep]
+    let program: EngineProgram
+    let contexts = ExecutionContextPool()
     /// How to run right-padded batches padding-free, when the graph qualifies (``PackingPlan``).
     private let packing: PackingPlan?
     /// Whether ``run(_:)`` packs ragged batches (`KILN_PACKED=0` or `packedExecution: false` turn it off).
@@ -30,13 +30,16 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     ///   qualifies; nil reads `KILN_PACKED` (on unless it is `0`).
     /// - Throws: ``KilnError`` when a node has no kernel at all, or asks for a precision this
     ///   CPU cannot run.
-    public init(graph: Graph, packedExecution: Bool? = nil) throws {
+    ///
+    /// Each GEMM weight leaves the graph as soon as its packed copy exists, so when the caller
+    /// hands over the only reference (``init(plan:)`` from ``PlanFile/read(_:cpu:)``), binding
+    /// peaks at about one copy of the weights instead of two.
+    public init(graph: consuming Graph, packedExecution: Bool? = nil) throws {
         let order = try graph.topologicallySorted()
-        steps = QKVSplitElision.apply(to: try order.map { try EngineStep.bind($0, graph: graph) }, graph: graph)
-        let packedOnly = Self.weightsOnlyPackedGEMMsRead(steps, graph: graph)
-        program = try EngineProgram(graph: graph, order: order, omitting: packedOnly)
-        var kept = graph
-        for name in packedOnly { kept.initializers[name] = nil }
+        var kept = consume graph
+        let (bound, packedOnly) = try Self.bindReleasingPackedWeights(order, graph: &kept)
+        steps = QKVSplitElision.apply(to: bound, graph: kept)
+        program = try EngineProgram(graph: kept, order: order, omitting: packedOnly)
         self.graph = kept
         var summary: [String: (fast: Int, reference: Int)] = [:]
         for step in steps {
@@ -45,7 +48,7 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
         }
         kernelSummary = summary.mapValues { "\($0.fast) fast, \($0.reference) reference" }
         var plan: PackingPlan?
-        switch PackingPlan.analyse(steps, graph: graph) {
+        switch PackingPlan.analyse(steps, graph: kept) {
         case .success(var candidate):
             do {
                 try candidate.verify(steps: steps, program: program, graph: kept, context: try ExecutionContext())
@@ -61,21 +64,48 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
         usesPackedExecution = plan != nil && (packedExecution ?? (ProcessInfo.processInfo.environment["KILN_PACKED"] != "0"))
     }
 
-    /// Initializers whose every reader is a fast-bound FusedMatMul taking them as `W`.
-    private static func weightsOnlyPackedGEMMsRead(_ steps: [EngineStep], graph: Graph) -> Set<String> {
-        var packed: Set<String> = []
+    /// Binds every node in `order`, removing from `graph` each initializer whose every reader
+    /// is a fast-bound FusedMatMul taking it as `W` (its packed copy in the kernel is all that is
+    /// read from then on) right after its last reader is bound. Returns the steps and the
+    /// removed names.
+    private static func bindReleasingPackedWeights(_ order: [Node], graph: inout Graph) throws -> ([EngineStep], Set<String>) {
+        var unboundGEMMReaders: [String: Int] = [:]
         var readElsewhere: Set<String> = Set(graph.outputs.map(\.name))
-        for step in steps {
-            for (index, name) in step.node.inputs.enumerated() where graph.initializers[name] != nil {
-                if case .fusedMatMul = step.kernel, index == 1 { packed.insert(name) } else { readElsewhere.insert(name) }
+        for node in order {
+            for (index, name) in node.inputs.enumerated() where graph.initializers[name] != nil {
+                if node.domain == KilnOperators.domain && node.opType == KilnOperators.fusedMatMul && index == 1 {
+                    unboundGEMMReaders[name, default: 0] += 1
+                } else {
+                    readElsewhere.insert(name)
+                }
             }
         }
-        return packed.subtracting(readElsewhere)
+        var removed: Set<String> = []
+        var steps: [EngineStep] = []
+        steps.reserveCapacity(order.count)
+        for node in order {
+            let step = try EngineStep.bind(node, graph: graph)
+            steps.append(step)
+            guard node.inputs.count > 1, let remaining = unboundGEMMReaders[node.inputs[1]] else { continue }
+            let name = node.inputs[1]
+            if case .fusedMatMul = step.kernel {} else { readElsewhere.insert(name) }
+            unboundGEMMReaders[name] = remaining - 1
+            if remaining == 1 && !readElsewhere.contains(name) {
+                graph.initializers[name] = nil
+                removed.insert(name)
+            }
+        }
+        return (steps, removed)
     }
 
     /// Loads a plan's graph (the plan was already validated for this CPU when it was read).
-    public convenience init(plan: Plan) throws {
-        try self.init(graph: plan.graph)
+    /// Consumes `plan` so that its weights can be freed as they are packed (pass a plan you no
+    /// longer need, e.g. `Engine(plan: PlanFile.read(url))`).
+    public convenience init(plan: consuming Plan) throws {
+        let graph = plan.graph
+        // Drop the plan's own reference to the weights: `graph` now holds the only one.
+        plan.graph.initializers = [:]
+        try self.init(graph: consume graph)
     }
 
     public var inputSignature: [ValueInfo] { graph.inputs }

@@ -20,8 +20,9 @@ struct EngineProgram: Sendable {
     /// Per step: slots produced by steps whose last reader is this step (never graph outputs).
     let releases: [[Int]]
 
-    /// - Parameter omitting: initializers left out of the template (their readers' kernels hold
-    ///   them in another form); those operands reach the step as nil.
+    /// - Parameter omitting: initializers left out of the template and possibly already removed
+    ///   from `graph` (their readers' kernels hold them in another form); those operands reach
+    ///   the step as nil.
     init(graph: Graph, order: [Node], omitting: Set<String> = []) throws {
         var slots: [String: Int] = [:]
         func slot(_ name: String) -> Int {
@@ -51,7 +52,7 @@ struct EngineProgram: Sendable {
             releases[position].append(slots[name]!)
         }
         // Every value a step reads must be a graph input, an initializer or an earlier output.
-        var available = Set(graph.inputs.map(\.name)).union(graph.initializers.keys)
+        var available = Set(graph.inputs.map(\.name)).union(graph.initializers.keys).union(omitting)
         for node in order {
             for name in node.inputs where !name.isEmpty && !available.contains(name) {
                 throw KilnError.invalidModel("node '\(node.name)' reads '\(name)', which has no value")
