@@ -46,10 +46,12 @@ let package = Package(
         // NVIDIA backend: CUDA libraries are dlopen'ed at run time (CKilnCUDA declares the entry points).
         .target(name: "CKilnCUDA", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "KilnCUDA", dependencies: ["KilnCore", "CKilnCUDA"]),
-        .executableTarget(
-            name: "kiln-gpu-probe",
-            dependencies: ["KilnCore", "KilnONNX", "KilnPasses", "KilnKernels", "KilnRuntime", "KilnCUDA"]
-        ),
+        // The GPU machine's probe (device info, CUDA vs reference check, engine benchmark): a library
+        // so `kiln gpu-probe` (hidden) and the small kiln-gpu-probe executable share it.
+        .target(
+            name: "KilnGPUProbe",
+            dependencies: ["KilnCore", "KilnONNX", "KilnPasses", "KilnKernels", "KilnRuntime", "KilnCUDA", "KilnText", "KilnCalibration"]),
+        .executableTarget(name: "kiln-gpu-probe", dependencies: ["KilnGPUProbe"]),
         .target(name: "KilnText", dependencies: ["KilnCore"]),
         // INT8 calibration, accuracy scoring, sensitivity search (kiln calibrate / verify / build --precision int8).
         .target(name: "KilnCalibration", dependencies: ["KilnCore", "KilnPasses", "KilnRuntime", "KilnText"]),
@@ -78,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnONNX", "KilnKernels", "KilnPasses", "KilnRuntime", "KilnText", "KilnServe", "KilnCalibration", "KilnBench", "KilnCUDA",
+                "KilnCore", "KilnONNX", "KilnKernels", "KilnPasses", "KilnRuntime", "KilnText", "KilnServe", "KilnCalibration", "KilnBench", "KilnCUDA", "KilnGPUProbe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -31,7 +31,7 @@ struct BuildCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the plan (default: MODEL with .kiln).")
     var output: String?
 
-    @Option(help: "cpu (default), or cuda: an fp16 engine for the NVIDIA GPU present (needs --precision fp16).")
+    @Option(help: "cpu (default), or cuda: an engine for the NVIDIA GPU present (--precision fp16, or int8 with --calibration).")
     var target: String = "cpu"
 
     @Option(help: "The GPU ordinal for --target cuda.")

@@ -7,7 +7,7 @@ struct Kiln: ParsableCommand {
         commandName: "kiln",
         abstract: "Compile and run BERT-family NLU models (ONNX) on CPU.",
         version: KilnVersion.current,
-        subcommands: [BuildCommand.self, CalibrateCommand.self, VerifyCommand.self, InspectCommand.self, RunCommand.self, TokenizeCommand.self, ServeCommand.self, BenchCommand.self, BenchEngineCommand.self]
+        subcommands: [BuildCommand.self, CalibrateCommand.self, VerifyCommand.self, InspectCommand.self, RunCommand.self, TokenizeCommand.self, ServeCommand.self, BenchCommand.self, BenchEngineCommand.self, GPUProbeCommand.self]
     )
 }
 

@@ -162,7 +162,10 @@ public final class CUDAEngine: @unchecked Sendable {
 
     /// GEMM algorithm choices made so far (shape -> candidate index), for the plan's timing cache.
     public var gemmChoices: [String: Int] {
-        Dictionary(uniqueKeysWithValues: gemm.choices.map { ("\($0.key.m)x\($0.key.n)x\($0.key.k)/\($0.key.epilogue.rawValue)/\($0.key.outputF32 ? "f32" : "f16")", $0.value) })
+        Dictionary(gemm.choices.map { shape, choice in
+            let types = shape.int8 ? "s8" : (shape.inputF32 ? "f32-in/" : "") + (shape.outputF32 ? "f32" : "f16")
+            return ("\(shape.m)x\(shape.n)x\(shape.k)/\(shape.epilogue.rawValue)/\(types)", choice)
+        }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Runs the graph; inputs by name, outputs by name (fp32 host tensors).

@@ -78,6 +78,7 @@ final class CUDAExecutor {
         switch step.kind {
         case .host: return false
         case .gemm(let weights): return try gemmStep(node, weights)
+        case .int8Gemm(let weights): return try int8GemmStep(node, weights)
         case let .attention(heads, scale, nanToZero): return try attentionStep(node, heads: heads, scale: scale, nanToZero: nanToZero)
         case let .layerNorm(epsilon, gamma, beta, bias, withSkip):
             return try layerNormStep(node, epsilon: epsilon, gamma: gamma, beta: beta, bias: bias, withSkip: withSkip)
@@ -136,6 +137,25 @@ final class CUDAExecutor {
                 try launcher.gelu(out.address, output: out.address, count: out.count, tanh: false)
             }
         }
+        values[node.outputs[0]] = .device(out)
+        return true
+    }
+
+    /// An INT8 FusedMatMul: quantize the fp16 input with the static scale, s8 x s8 -> s32 on the
+    /// tensor cores, then dequantize + bias + activation into fp16 (fp32 where wanted).
+    private func int8GemmStep(_ node: Node, _ w: Int8GemmWeights) throws -> Bool {
+        guard isDevice(node.inputs[0]) else { return false }
+        let a = try deviceHalf(node.inputs[0], allowStrided: true)
+        guard a.width == w.k, a.rows > 0 else { return false }
+        let outF32 = wantsF32.contains(node.outputs[0])
+        let levels = try allocate([a.rows, w.k], .i8)
+        try launcher.quantizeS8(a.address, output: levels.address, rows: a.rows, width: w.k, inputStride: a.rowStride, scale: w.inputScale)
+        let accumulators = try allocate([a.rows, w.n], .i32)
+        try gemm.run(GemmShape(m: a.rows, n: w.n, k: w.k, lda: w.k, outputF32: false, epilogue: .none, int8: true),
+                     input: levels.address, weights: w.levels.address, bias: 0, output: accumulators.address, stream: stream)
+        let out = try allocate(Array(a.shape.dropLast()) + [w.n], outF32 ? .f32 : .f16)
+        try launcher.dequantizeS32(accumulators.address, multipliers: w.multipliers.address, bias: w.bias?.address ?? 0, output: out.address,
+                                   f32: outF32, rows: a.rows, width: w.n, activationCode: w.activationCode)
         values[node.outputs[0]] = .device(out)
         return true
     }
@@ -502,7 +522,7 @@ final class CUDAExecutor {
         let floats: [Float] = switch tensor.dtype {
         case .f16: HalfPrecision.decode(staging, count: tensor.count)
         case .f32: Array(UnsafeBufferPointer(start: staging.assumingMemoryBound(to: Float.self), count: tensor.count))
-        case .i32: throw CUDAError.unsupported("\(name) is an integer device tensor")
+        case .i32, .i8: throw CUDAError.unsupported("\(name) is an integer device tensor")
         }
         return try Tensor(floats: floats, shape: tensor.shape)
     }

@@ -26,6 +26,36 @@ final class GemmWeights {
     }
 }
 
+/// Weights of an INT8 FusedMatMul (static activation scale), resident on the device.
+/// cuBLASLt's int8 tensor-core GEMMs want the "TN" form (A transposed, see CuBLASLtGemm), so the
+/// levels are stored transposed, `[N, K]` row-major; the per-channel dequantization factor
+/// `input_scale · weight_scale[n]` is folded into one fp32 vector at build.
+final class Int8GemmWeights {
+    let levels: DeviceBuffer  // int8 [N, K]
+    let multipliers: DeviceBuffer  // fp32 [N]
+    let bias: DeviceBuffer?  // fp32 [N]
+    let k: Int, n: Int
+    let inputScale: Float
+    /// 0 none, 1 erf GELU, 2 tanh GELU, 3 ReLU (kiln_dequant_s32's `act`).
+    let activationCode: Int
+
+    init(levels: DeviceBuffer, multipliers: DeviceBuffer, bias: DeviceBuffer?, k: Int, n: Int, inputScale: Float, activationCode: Int) {
+        (self.levels, self.multipliers, self.bias, self.k, self.n) = (levels, multipliers, bias, k, n)
+        (self.inputScale, self.activationCode) = (inputScale, activationCode)
+    }
+
+    static let activationCodes = ["none": 0, "gelu": 1, "gelu_tanh": 2, "relu": 3]
+
+    /// `[K, N]` row-major levels as `[N, K]` row-major bytes.
+    static func transposed(_ levels: [Int64], k: Int, n: Int) -> [Int8] {
+        var out = [Int8](repeating: 0, count: k * n)
+        for row in 0..<k {
+            for column in 0..<n { out[column * k + row] = Int8(truncatingIfNeeded: levels[row * n + column]) }
+        }
+        return out
+    }
+}
+
 /// Elementwise operators with a device kernel.
 enum BinaryOperator: Int {
     case add = 0, sub = 1, mul = 2
@@ -34,6 +64,7 @@ enum BinaryOperator: Int {
 /// What runs a node.
 enum CUDAStepKind {
     case gemm(GemmWeights)
+    case int8Gemm(Int8GemmWeights)
     case attention(heads: Int, scale: Float?, nanToZero: Bool)
     case layerNorm(epsilon: Float, gamma: DeviceBuffer, beta: DeviceBuffer?, bias: DeviceBuffer?, withSkip: Bool)
     case gelu(tanh: Bool)
@@ -66,6 +97,8 @@ struct CUDAStep {
         func present(_ index: Int) -> Bool { index < node.inputs.count && !node.inputs[index].isEmpty }
         if node.domain == KilnOperators.domain {
             switch node.opType {
+            case KilnOperators.fusedMatMul where node.isInt8MatMul:
+                return try int8Gemm(node, constant: constant, present: present, stream: stream)
             case KilnOperators.fusedMatMul:
                 guard let w = constant(1), w.rank == 2, w.dtype == .float32 else { return nil }
                 let bias = constant(2)
@@ -117,6 +150,25 @@ struct CUDAStep {
         case "Mul": return .binary(.mul)
         default: return nil
         }
+    }
+
+    /// An INT8 FusedMatMul with a static activation scale and int8 [K, N] levels whose K is a
+    /// multiple of 4 (cuBLASLt's int8 alignment); dynamic-scale nodes stay on the host.
+    private static func int8Gemm(_ node: Node, constant: (Int) -> Tensor?, present: (Int) -> Bool, stream: kcu_stream) throws -> CUDAStepKind? {
+        guard let w = constant(1), w.rank == 2, w.dtype == .int8, let scales = constant(KilnOperators.weightScalesInput),
+              scales.count == w.shape[1], node.attributes[KilnOperators.inputScaleAttribute] != nil else { return nil }
+        let (k, n) = (w.shape[0], w.shape[1])
+        guard k % 4 == 0, n % 4 == 0 else { return nil }
+        let inputScale = try node.float(KilnOperators.inputScaleAttribute, default: 1)
+        guard inputScale > 0, inputScale.isFinite else { return nil }
+        let bias = constant(2)
+        if present(2) && (bias == nil || bias!.count != n) { return nil }
+        guard let code = Int8GemmWeights.activationCodes[try node.string("activation", default: "none")] else { return nil }
+        let levels = try DeviceBuffer(byteCount: k * n)
+        try Int8GemmWeights.transposed(w.ints, k: k, n: n).withUnsafeBytes { try levels.upload($0, stream: stream) }
+        return .int8Gemm(Int8GemmWeights(
+            levels: levels, multipliers: try upload32(scales.floats.map { $0 * inputScale }, stream: stream),
+            bias: try bias.map { try upload32($0.floats, stream: stream) }, k: k, n: n, inputScale: inputScale, activationCode: code))
     }
 
     static func upload16(_ values: [Float], stream: kcu_stream) throws -> DeviceBuffer {

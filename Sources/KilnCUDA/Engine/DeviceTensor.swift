@@ -8,7 +8,15 @@ import KilnCore
 /// Element types of device activations.
 enum DeviceDType: Sendable {
     case f16, f32, i32
-    var byteSize: Int { self == .f16 ? 2 : 4 }
+    /// int8 levels (the quantized inputs of INT8 GEMMs).
+    case i8
+    var byteSize: Int {
+        switch self {
+        case .f16: 2
+        case .i8: 1
+        case .f32, .i32: 4
+        }
+    }
 }
 
 /// A tensor in device memory: `shape`, with the rows of the last axis `rowStride` elements apart.

@@ -8,8 +8,9 @@ import CKilnCUDA
 
 /// cuBLASLt enum values (cublasLt.h, CUDA 12/13), declared here because no headers are used.
 enum LtConstants {
-    static let r16F: Int32 = 2, r32F: Int32 = 0
-    static let compute32F: Int32 = 68
+    static let r16F: Int32 = 2, r32F: Int32 = 0, r8I: Int32 = 3, r32I: Int32 = 10
+    static let compute32F: Int32 = 68, compute32I: Int32 = 72
+    static let opT: Int32 = 1
     static let descTransA: Int32 = 3, descTransB: Int32 = 4, descEpilogue: Int32 = 7, descBiasPointer: Int32 = 8
     static let descBiasDataType: Int32 = 26
     static let epilogueDefault: UInt32 = 1, epilogueBias: UInt32 = 4, epilogueReluBias: UInt32 = 6, epilogueGeluBias: UInt32 = 36
@@ -37,6 +38,10 @@ struct GemmShape: Hashable, Sendable {
     var epilogue: GemmEpilogue
     /// fp32 operands (the NLU heads, kept in full precision like the CPU engine's precision pass).
     var inputF32 = false
+    /// int8 operands, int32 output (INT8 plans): weights are then `[N, K]` row-major levels
+    /// (cuBLASLt's int8 kernels take the "TN" form: op(A) = Aᵀ), `lda` the int8 input's row
+    /// stride; `outputF32`, `epilogue` are ignored (the dequantization kernel does both).
+    var int8 = false
 }
 
 /// A cuBLASLt handle, workspace and per-shape plan cache for one engine.
@@ -77,21 +82,50 @@ final class CuBLASLtGemm: @unchecked Sendable {
     /// the output type; `input` is fp16 with rows `shape.lda` elements apart.
     func run(_ shape: GemmShape, input: kcu_deviceptr, weights: kcu_deviceptr, bias: kcu_deviceptr, output: kcu_deviceptr, stream: kcu_stream) throws {
         let plan = try plans[shape] ?? makePlan(shape, input: input, weights: weights, bias: bias, output: output, stream: stream)
-        var alpha: Float = 1, beta: Float = 0
+        // int8 GEMMs scale in int32 (alpha 1, beta 0 have other bit patterns than in fp32).
+        var alpha: (Float, Int32) = (1, 1), beta: (Float, Int32) = (0, 0)
         var biasPointer = bias
-        if shape.epilogue != .none {
+        if shape.epilogue != .none && !shape.int8 {
             try checkBLAS(klt_matmul_desc_set(plan.desc, LtConstants.descBiasPointer, &biasPointer, 8), "set bias pointer")
         }
         var algo = plan.candidates[plan.chosen].algo
-        let status = klt_matmul(
-            handle, plan.desc, &alpha, UnsafeRawPointer(bitPattern: UInt(weights)), plan.a, UnsafeRawPointer(bitPattern: UInt(input)), plan.b,
-            &beta, UnsafeRawPointer(bitPattern: UInt(output)), plan.d, UnsafeMutableRawPointer(bitPattern: UInt(output)), plan.d, &algo,
-            UnsafeMutableRawPointer(bitPattern: UInt(workspace.address)), workspace.byteCount, stream)
+        let status = withUnsafePointer(to: &alpha) { alphaPair in
+            withUnsafePointer(to: &beta) { betaPair in
+                let alphaPointer = shape.int8 ? UnsafeRawPointer(alphaPair) + 4 : UnsafeRawPointer(alphaPair)
+                let betaPointer = shape.int8 ? UnsafeRawPointer(betaPair) + 4 : UnsafeRawPointer(betaPair)
+                return klt_matmul(
+                    handle, plan.desc, alphaPointer, UnsafeRawPointer(bitPattern: UInt(weights)), plan.a, UnsafeRawPointer(bitPattern: UInt(input)), plan.b,
+                    betaPointer, UnsafeRawPointer(bitPattern: UInt(output)), plan.d, UnsafeMutableRawPointer(bitPattern: UInt(output)), plan.d, &algo,
+                    UnsafeMutableRawPointer(bitPattern: UInt(workspace.address)), workspace.byteCount, stream)
+            }
+        }
         try checkBLAS(status, "cublasLtMatmul(M=\(shape.m) N=\(shape.n) K=\(shape.k))")
     }
 
     private func makePlan(_ shape: GemmShape, input: kcu_deviceptr, weights: kcu_deviceptr, bias: kcu_deviceptr, output: kcu_deviceptr, stream: kcu_stream) throws -> Plan {
         let plan = Plan()
+        if shape.int8 { try describeInt8(shape, plan) } else { try describe(shape, plan, bias: bias) }
+        var preference: klt_preference?
+        try checkBLAS(klt_preference_create(&preference), "cublasLtMatmulPreferenceCreate")
+        defer { _ = klt_preference_destroy(preference) }
+        var workspaceBytes = UInt64(workspace.byteCount)
+        try checkBLAS(klt_preference_set(preference, LtConstants.prefMaxWorkspace, &workspaceBytes, 8), "set workspace")
+        var results = [klt_heuristic](repeating: klt_heuristic(), count: autotune ? 16 : 1)
+        var returned: Int32 = 0
+        try checkBLAS(klt_heuristic_query(handle, plan.desc, plan.a, plan.b, plan.d, plan.d, preference, Int32(results.count), &results, &returned),
+                      "cublasLtMatmulAlgoGetHeuristic(M=\(shape.m) N=\(shape.n) K=\(shape.k)\(shape.int8 ? " int8" : ""))")
+        guard returned > 0 else { throw CUDAError.unsupported("cuBLASLt has no algorithm for M=\(shape.m) N=\(shape.n) K=\(shape.k)\(shape.int8 ? " int8" : "")") }
+        plan.candidates = Array(results.prefix(Int(returned)))
+        plans[shape] = plan
+        if autotune && plan.candidates.count > 1 {
+            plan.chosen = try fastest(plan, shape, input: input, weights: weights, bias: bias, output: output, stream: stream)
+        }
+        choices[shape] = plan.chosen
+        return plan
+    }
+
+    /// fp16 (or fp32 head) operands, fp32 accumulation, optional bias/activation epilogue.
+    private func describe(_ shape: GemmShape, _ plan: Plan, bias: kcu_deviceptr) throws {
         let outType = shape.outputF32 ? LtConstants.r32F : LtConstants.r16F
         try checkBLAS(klt_matmul_desc_create(&plan.desc, LtConstants.compute32F, LtConstants.r32F), "cublasLtMatmulDescCreate")
         var epilogue = shape.epilogue.ltValue
@@ -106,23 +140,20 @@ final class CuBLASLtGemm: @unchecked Sendable {
         try checkBLAS(klt_layout_create(&plan.a, inType, UInt64(shape.n), UInt64(shape.k), Int64(shape.n)), "layout W")
         try checkBLAS(klt_layout_create(&plan.b, inType, UInt64(shape.k), UInt64(shape.m), Int64(shape.lda)), "layout X")
         try checkBLAS(klt_layout_create(&plan.d, outType, UInt64(shape.n), UInt64(shape.m), Int64(shape.n)), "layout Y")
-        var preference: klt_preference?
-        try checkBLAS(klt_preference_create(&preference), "cublasLtMatmulPreferenceCreate")
-        defer { _ = klt_preference_destroy(preference) }
-        var workspaceBytes = UInt64(workspace.byteCount)
-        try checkBLAS(klt_preference_set(preference, LtConstants.prefMaxWorkspace, &workspaceBytes, 8), "set workspace")
-        var results = [klt_heuristic](repeating: klt_heuristic(), count: autotune ? 16 : 1)
-        var returned: Int32 = 0
-        try checkBLAS(klt_heuristic_query(handle, plan.desc, plan.a, plan.b, plan.d, plan.d, preference, Int32(results.count), &results, &returned),
-                      "cublasLtMatmulAlgoGetHeuristic(M=\(shape.m) N=\(shape.n) K=\(shape.k))")
-        guard returned > 0 else { throw CUDAError.unsupported("cuBLASLt has no algorithm for M=\(shape.m) N=\(shape.n) K=\(shape.k)") }
-        plan.candidates = Array(results.prefix(Int(returned)))
-        plans[shape] = plan
-        if autotune && plan.candidates.count > 1 {
-            plan.chosen = try fastest(plan, shape, input: input, weights: weights, bias: bias, output: output, stream: stream)
-        }
-        choices[shape] = plan.chosen
-        return plan
+    }
+
+    /// s8 x s8 -> s32 in the "TN" form: A = the [N, K] row-major levels read as column-major
+    /// K x N (ld K) and transposed; B = the quantized input, column-major K x M (ld `lda`);
+    /// D = int32 [M, N] row-major. cuBLASLt's int8 tensor-core kernels with plain (non-COL32)
+    /// layouts need exactly this (op(A) = T, op(B) = N) and K, leading dimensions and pointers
+    /// aligned to 4 bytes (the binding keeps K and N multiples of 4; arena blocks are aligned).
+    private func describeInt8(_ shape: GemmShape, _ plan: Plan) throws {
+        try checkBLAS(klt_matmul_desc_create(&plan.desc, LtConstants.compute32I, LtConstants.r32I), "cublasLtMatmulDescCreate(int8)")
+        var transpose = LtConstants.opT
+        try checkBLAS(klt_matmul_desc_set(plan.desc, LtConstants.descTransA, &transpose, 4), "set transA")
+        try checkBLAS(klt_layout_create(&plan.a, LtConstants.r8I, UInt64(shape.k), UInt64(shape.n), Int64(shape.k)), "layout Wq")
+        try checkBLAS(klt_layout_create(&plan.b, LtConstants.r8I, UInt64(shape.k), UInt64(shape.m), Int64(shape.lda)), "layout Xq")
+        try checkBLAS(klt_layout_create(&plan.d, LtConstants.r32I, UInt64(shape.n), UInt64(shape.m), Int64(shape.n)), "layout Y32")
     }
 
     /// Times each candidate (median of 7 after a warm-up) and returns the index of the fastest.

@@ -82,6 +82,20 @@ struct KernelLauncher {
                    [.pointer(x), .pointer(bias), .int32(Int32(rows)), .int32(Int32(width))])
     }
 
+    /// int8 levels of fp16 `input` rows (`inputStride` apart) for an INT8 GEMM, contiguous out.
+    func quantizeS8(_ input: kcu_deviceptr, output: kcu_deviceptr, rows: Int, width: Int, inputStride: Int, scale: Float) throws {
+        try launch("kiln_quantize_s8", grid: (max(1, min(rows, 65_535)), 1, 1), block: min(256, max(32, width / 4)),
+                   [.pointer(input), .pointer(output), .int32(Int32(rows)), .int32(Int32(width)), .int64(Int64(inputStride)), .float(1 / scale)])
+    }
+
+    /// INT8 GEMM epilogue: int32 accumulators to `act(acc · multipliers + bias)` in fp16 or fp32.
+    func dequantizeS32(_ accumulators: kcu_deviceptr, multipliers: kcu_deviceptr, bias: kcu_deviceptr, output: kcu_deviceptr, f32: Bool,
+                       rows: Int, width: Int, activationCode: Int) throws {
+        try launch("kiln_dequant_s32", grid: (max(1, min(rows, 65_535)), 1, 1), block: min(256, max(32, width / 4)),
+                   [.pointer(accumulators), .pointer(multipliers), .pointer(bias), .pointer(f32 ? 0 : output), .pointer(f32 ? output : 0),
+                    .int32(Int32(rows)), .int32(Int32(width)), .int32(Int32(activationCode))])
+    }
+
     func convert(f32 input: kcu_deviceptr, toF16 output: kcu_deviceptr, count: Int) throws {
         try launch("kiln_f32_to_f16", grid: (Self.elementwiseGrid(count), 1, 1), block: 256,
                    [.pointer(input), .pointer(output), .int64(Int64(count))])

@@ -10,7 +10,7 @@ public enum KernelSource {
     public static let entryPoints = [
         "kiln_gather_rows", "kiln_add_broadcast", "kiln_layer_norm", "kiln_gelu", "kiln_attention",
         "kiln_f32_to_f16", "kiln_f16_to_f32", "kiln_copy_rows", "kiln_bias_gelu", "kiln_binary_f32", "kiln_copy_rows_f32",
-        "kiln_attention_mma32", "kiln_attention_mma64", "kiln_layer_norm_warp",
+        "kiln_attention_mma32", "kiln_attention_mma64", "kiln_layer_norm_warp", "kiln_quantize_s8", "kiln_dequant_s32",
     ]
 
     /// Widest row the warp-per-row LayerNorm keeps in registers (16 fp16 pairs per lane).
@@ -240,6 +240,76 @@ public enum KernelSource {
             float x = a[i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3];
             float y = b[i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3];
             out[i] = op == 0 ? x + y : op == 1 ? x - y : x * y;
+        }
+    }
+
+    // INT8 GEMM input: q[r, c] = clamp(rint(x[r * ld + c] * inv_scale), -127, 127), q contiguous
+    // [rows, width]. Same rounding as KilnCore's Int8Quantization.quantize (multiply by the fp32
+    // inverse, round half to even, clamp); NaN becomes 0. Widths and strides that are multiples
+    // of 4 move 4 halves (8 bytes) in and 4 levels (4 bytes) out per access.
+    __device__ __forceinline__ int quantize_level(float v) {
+        v = rintf(v);
+        v = v != v ? 0.0f : fminf(fmaxf(v, -127.0f), 127.0f);
+        return (int)v;
+    }
+    extern "C" __global__ void kiln_quantize_s8(const half_t* x, signed char* q, int rows, int width, long long ld, float inv_scale) {
+        bool vec = (width & 3) == 0 && (ld & 3) == 0 && ((unsigned long long)x & 7) == 0 && ((unsigned long long)q & 3) == 0;
+        for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+            const half_t* row = x + (long long)r * ld;
+            signed char* out = q + (long long)r * width;
+            if (vec) {
+                for (int c = threadIdx.x; c < (width >> 2); c += blockDim.x) {
+                    unsigned long long w = ((const unsigned long long*)row)[c];
+                    unsigned int packed = 0;
+                    for (int i = 0; i < 4; i++) {
+                        int level = quantize_level(h2f((half_t)((w >> (16 * i)) & 0xffffu)) * inv_scale);
+                        packed |= ((unsigned int)(level & 0xff)) << (8 * i);
+                    }
+                    ((unsigned int*)out)[c] = packed;
+                }
+            } else {
+                for (int c = threadIdx.x; c < width; c += blockDim.x) out[c] = (signed char)quantize_level(h2f(row[c]) * inv_scale);
+            }
+        }
+    }
+
+    // INT8 GEMM epilogue: y[r, c] = act(acc[r, c] * mult[c] + bias[c]) with mult = s_a * s_w[c]
+    // (the reference's order: dequantize, add bias, activate); act 0 none, 1 erf GELU, 2 tanh
+    // GELU, 3 ReLU. Writes fp16 (out16) or fp32 (out32). Widths that are multiples of 4 read
+    // 16 bytes of accumulators per access.
+    struct alignas(16) kiln_i4 { int x, y, z, w; };  // own 16-byte vectors: no CUDA headers in NVRTC
+    struct alignas(16) kiln_f4 { float x, y, z, w; };
+    __device__ __forceinline__ float activate_code(float v, int act) {
+        return act == 1 ? gelu_erf(v) : act == 2 ? gelu_tanh(v) : act == 3 ? fmaxf(v, 0.0f) : v;
+    }
+    extern "C" __global__ void kiln_dequant_s32(const int* acc, const float* mult, const float* bias, half_t* out16, float* out32,
+                                                int rows, int width, int act) {
+        bool vec = (width & 3) == 0 && ((unsigned long long)acc & 15) == 0 && ((unsigned long long)mult & 15) == 0
+            && ((unsigned long long)bias & 15) == 0 && ((unsigned long long)out16 & 7) == 0 && ((unsigned long long)out32 & 15) == 0;
+        for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+            long long base = (long long)r * width;
+            if (vec) {
+                for (int c4 = threadIdx.x; c4 < (width >> 2); c4 += blockDim.x) {
+                    kiln_i4 a = ((const kiln_i4*)(acc + base))[c4];
+                    kiln_f4 m = ((const kiln_f4*)mult)[c4];
+                    kiln_f4 b = bias ? ((const kiln_f4*)bias)[c4] : kiln_f4{0.0f, 0.0f, 0.0f, 0.0f};
+                    float y0 = activate_code((float)a.x * m.x + b.x, act), y1 = activate_code((float)a.y * m.y + b.y, act);
+                    float y2 = activate_code((float)a.z * m.z + b.z, act), y3 = activate_code((float)a.w * m.w + b.w, act);
+                    int c = c4 << 2;
+                    if (out32) {
+                        ((kiln_f4*)(out32 + base))[c4] = kiln_f4{y0, y1, y2, y3};
+                    } else {
+                        unsigned long long packed = (unsigned long long)f2h(y0) | ((unsigned long long)f2h(y1) << 16)
+                            | ((unsigned long long)f2h(y2) << 32) | ((unsigned long long)f2h(y3) << 48);
+                        *((unsigned long long*)(out16 + base + c)) = packed;
+                    }
+                }
+            } else {
+                for (int c = threadIdx.x; c < width; c += blockDim.x) {
+                    float y = activate_code((float)acc[base + c] * mult[c] + (bias ? bias[c] : 0.0f), act);
+                    if (out32) out32[base + c] = y; else out16[base + c] = f2h(y);
+                }
+            }
         }
     }
 
