@@ -45,13 +45,8 @@ struct PackedBatch: Sendable {
         guard tensor.shape == [batch, sequence] else {
             throw KilnError.invalidInput("input of shape \(tensor.shape) does not match the mask's [\(batch), \(sequence)]")
         }
-        var sources: [Int] = []
-        sources.reserveCapacity(total)
-        for row in 0..<batch {
-            let start = row * sequence
-            sources.append(contentsOf: start..<(start + offsets[row + 1] - offsets[row]))
-        }
-        return try Tensor(dtype: tensor.dtype, shape: [1, total], storage: Self.gather(tensor.storage, sources))
+        let blocks = (0..<batch).map { Block(source: $0 * sequence, destination: offsets[$0], count: offsets[$0 + 1] - offsets[$0]) }
+        return try Tensor(dtype: tensor.dtype, shape: [1, total], storage: Self.copy(tensor.storage, blocks: blocks, count: total))
     }
 
     /// `[1, T, rest...]` → `[B, S, rest...]`, padding positions filled with zeros.
@@ -60,12 +55,12 @@ struct PackedBatch: Sendable {
             throw KilnError.invalidModel("packed output of shape \(tensor.shape) is not [1, \(total), ...]")
         }
         let rowSize = tensor.shape.dropFirst(2).reduce(1, *)
-        var sources = [Int](repeating: -1, count: batch * sequence * rowSize)
-        for row in 0..<batch {
-            let start = row * sequence * rowSize
-            for index in 0..<((offsets[row + 1] - offsets[row]) * rowSize) { sources[start + index] = offsets[row] * rowSize + index }
+        let blocks = (0..<batch).map {
+            Block(source: offsets[$0] * rowSize, destination: $0 * sequence * rowSize, count: (offsets[$0 + 1] - offsets[$0]) * rowSize)
         }
-        return try Tensor(dtype: tensor.dtype, shape: [batch, sequence] + tensor.shape.dropFirst(2), storage: Self.gather(tensor.storage, sources))
+        return try Tensor(
+            dtype: tensor.dtype, shape: [batch, sequence] + tensor.shape.dropFirst(2),
+            storage: Self.copy(tensor.storage, blocks: blocks, count: batch * sequence * rowSize))
     }
 
     /// `[1, T, rest...]` → `[B, rest...]`: token `index` of each sequence, as
@@ -74,12 +69,9 @@ struct PackedBatch: Sendable {
     func token(_ index: Int, of tensor: Tensor) throws -> Tensor? {
         guard index < shortest, tensor.rank >= 2, tensor.shape[0] == 1, tensor.shape[1] == total else { return nil }
         let rowSize = tensor.shape.dropFirst(2).reduce(1, *)
-        var sources: [Int] = []
-        for row in 0..<batch {
-            let start = (offsets[row] + index) * rowSize
-            sources.append(contentsOf: start..<(start + rowSize))
-        }
-        return try Tensor(dtype: tensor.dtype, shape: [batch] + tensor.shape.dropFirst(2), storage: Self.gather(tensor.storage, sources))
+        let blocks = (0..<batch).map { Block(source: (offsets[$0] + index) * rowSize, destination: $0 * rowSize, count: rowSize) }
+        return try Tensor(
+            dtype: tensor.dtype, shape: [batch] + tensor.shape.dropFirst(2), storage: Self.copy(tensor.storage, blocks: blocks, count: batch * rowSize))
     }
 
     /// Position ids `offset + step·s` of each token within its sequence, `[1, T]` int64.
@@ -91,13 +83,33 @@ struct PackedBatch: Sendable {
         return try! Tensor(ints: ids, shape: [1, total])  // Cannot fail: `total` elements.
     }
 
-    /// Element `i` of the result is element `sources[i]` of `storage` (zero / false for -1).
-    private static func gather(_ storage: Tensor.Storage, _ sources: [Int]) -> Tensor.Storage {
-        func pick<T>(_ values: [T], _ zero: T) -> [T] { sources.map { $0 < 0 ? zero : values[$0] } }
+    /// A run of `count` contiguous elements copied from `source` to `destination`.
+    struct Block {
+        let source: Int
+        let destination: Int
+        let count: Int
+    }
+
+    /// `count` elements, zero (false) except the `blocks` copied from `storage`: one block copy
+    /// per sequence instead of an index per element (this runs on every packed call).
+    private static func copy(_ storage: Tensor.Storage, blocks: [Block], count: Int) -> Tensor.Storage {
+        func run<T>(_ values: [T], _ zero: T) -> [T] {
+            var result = [T](repeating: zero, count: count)
+            result.withUnsafeMutableBufferPointer { output in
+                values.withUnsafeBufferPointer { input in
+                    for block in blocks where block.count > 0 {
+                        precondition(block.source >= 0 && block.source + block.count <= input.count
+                                     && block.destination >= 0 && block.destination + block.count <= output.count)
+                        (output.baseAddress! + block.destination).update(from: input.baseAddress! + block.source, count: block.count)
+                    }
+                }
+            }
+            return result
+        }
         switch storage {
-        case .float(let values): return .float(pick(values, 0))
-        case .int(let values): return .int(pick(values, 0))
-        case .bool(let values): return .bool(pick(values, false))
+        case .float(let values): return .float(run(values, 0))
+        case .int(let values): return .int(run(values, 0))
+        case .bool(let values): return .bool(run(values, false))
         }
     }
 }
