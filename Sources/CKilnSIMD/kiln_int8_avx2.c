@@ -9,9 +9,14 @@
 // constant the epilogue adds before scaling. 7-bit weights keep vpmaddubsw's 16-bit pair sums
 // exact: 255·63·2 = 32130 < 32767.
 //
+// The epilogue applies the GEMM's GELU row by row right after dequantizing it (gelu != 0), while
+// the row is still in L1, instead of as a second pass over the whole [rows, N] output; it calls the
+// same kiln_avx2_gelu as the fp32 path, on the same values, so results are identical.
+//
 // Rounding matches Int8Quantization.quantize bit for bit: x·(1/scale) in fp32, round half to
 // even (cvtps under the default MXCSR), clamp to ±127; NaN → level 0.
 #include "kiln_int8.h"
+#include "kiln_simd.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -75,7 +80,8 @@ KILN_AVX2 float kiln_avx2_abs_max(const float *x, ptrdiff_t n) {
 }
 
 KILN_AVX2 void kiln_avx2_int8_dequantize(const int32_t *acc, float *out, ptrdiff_t rows, ptrdiff_t n,
-                                         const int32_t *compensation, const float *scales, const float *bias) {
+                                         const int32_t *compensation, const float *scales, const float *bias,
+                                         int gelu) {
     for (ptrdiff_t r = 0; r < rows; r++) {
         const int32_t *in_row = acc + r * n;
         float *out_row = out + r * n;
@@ -91,6 +97,7 @@ KILN_AVX2 void kiln_avx2_int8_dequantize(const int32_t *acc, float *out, ptrdiff
             float value = (float)(in_row[c] + compensation[c]) * scales[c];
             out_row[c] = bias ? value + bias[c] : value;
         }
+        if (gelu) kiln_avx2_gelu(out_row, out_row, n, gelu == 2);
     }
 }
 
@@ -104,8 +111,8 @@ float kiln_avx2_abs_max(const float *x, ptrdiff_t n) {
     return 0;
 }
 void kiln_avx2_int8_dequantize(const int32_t *acc, float *out, ptrdiff_t rows, ptrdiff_t n,
-                               const int32_t *compensation, const float *scales, const float *bias) {
-    (void)acc; (void)out; (void)rows; (void)n; (void)compensation; (void)scales; (void)bias;
+                               const int32_t *compensation, const float *scales, const float *bias, int gelu) {
+    (void)acc; (void)out; (void)rows; (void)n; (void)compensation; (void)scales; (void)bias; (void)gelu;
 }
 
 #endif

@@ -88,7 +88,7 @@ import Testing
                 input.withUnsafeBufferPointer { Int8RowKernels.quantizeU8($0.baseAddress!, count: count, inverseScale: 1 / scale, into: &actual, isa: isa) }
                 #expect(actual.map { Int($0) - 128 } == expected.prefix(count).map { Int($0) }, "\(isa), \(count) values")
             }
-            // NaN is level 0 (Int8Quantization's scalar rule; its 8-wide loop clamps NaN to -127 instead).
+            // NaN is level 0 everywhere (Int8Quantization's 8-wide loop and scalar tail, both u8 kernels).
             var nan: [Float] = [.nan, 1, .nan] + [Float](repeating: .nan, count: 40)
             var levels = [UInt8](repeating: 0, count: nan.count)
             nan.withUnsafeMutableBufferPointer { Int8RowKernels.quantizeU8($0.baseAddress!, count: $0.count, inverseScale: 1, into: &levels, isa: isa) }
@@ -96,6 +96,24 @@ import Testing
             let values = random.floats(77, -5, 5) + [-7.25]
             #expect(values.withUnsafeBufferPointer { Int8RowKernels.absMax($0.baseAddress!, count: values.count, isa: isa) } == 7.25)
         }
+    }
+
+    @Test("Int8Quantization.quantize maps NaN to level 0 in its 8-wide loop and its scalar tail alike")
+    func quantizeNaNAgreesAcrossPaths() {
+        // 19 values: two 8-wide blocks and a 3-value tail, with NaN at every position of each.
+        for position in 0..<19 {
+            var input = [Float](repeating: 2.4, count: 19)
+            input[position] = .nan
+            var levels = [Int8](repeating: 99, count: input.count)
+            input.withUnsafeBufferPointer { Int8Quantization.quantize($0.baseAddress!, count: $0.count, scale: 1, into: &levels) }
+            var expected = [Int8](repeating: 2, count: 19)
+            expected[position] = 0
+            #expect(levels == expected, "NaN at \(position)")
+        }
+        var mixed: [Float] = [.nan, -.nan, .infinity, -.infinity, 300, -300, 0.5, -0.5, .nan, 1]
+        var levels = [Int8](repeating: 99, count: mixed.count)
+        mixed.withUnsafeMutableBufferPointer { Int8Quantization.quantize($0.baseAddress!, count: $0.count, scale: 1, into: &levels) }
+        #expect(levels == [0, 0, 127, -127, 127, -127, 0, 0, 0, 1])
     }
 
     @Test("the dequantization epilogue equals the double formula at every level (in place, odd widths)")
@@ -122,6 +140,36 @@ import Testing
                         return Float(value + (withBias ? Double(bias[column]) : 0))
                     }
                     #expect(Support.relativeMaxError(buffer, expected) <= 1e-6, "\(isa) \(rows)x\(columns) bias \(withBias)")
+                }
+            }
+        }
+    }
+
+    @Test("GELU fused into the dequantization equals dequantization then GeluKernel, bit for bit (both forms, odd widths)")
+    func dequantizeWithFusedGelu() {
+        var random = Support.Random(seed: 13)
+        for isa in Self.levels {
+            for (rows, columns) in [(3, 19), (4, 40), (1, 1)] {
+                let accumulators = (0..<(rows * columns)).map { _ in Int32(random.floats(1, -1, 1)[0] * 1e6) }
+                let compensation = (0..<columns).map { _ in Int32(random.floats(1, -1, 1)[0] * 1e5) }
+                let scales = random.floats(columns, 1e-5, 1e-5), bias = random.floats(columns)
+                for form in [GeluKernel.Approximation.none, .tanh] {
+                    func run(fused: Bool) -> [Float] {
+                        var buffer = accumulators.map { Float(bitPattern: UInt32(bitPattern: $0)) }
+                        buffer.withUnsafeMutableBufferPointer { values in
+                            let raw = UnsafeMutableRawPointer(values.baseAddress!)
+                            Int8RowKernels.dequantize(
+                                raw.assumingMemoryBound(to: Int32.self), into: values.baseAddress!, rows: rows, columns: columns,
+                                compensation: compensation, scales: scales, bias: bias, gelu: fused ? form : nil, isa: isa)
+                            if !fused {
+                                GeluKernel.run(input: values.baseAddress!, output: values.baseAddress!, count: values.count, approximation: form, width: 1, isa: isa)
+                            }
+                        }
+                        return buffer
+                    }
+                    let fused = run(fused: true), separate = run(fused: false)
+                    #expect(fused == separate, "\(isa) \(rows)x\(columns) \(form)")
+                    if rows * columns > 8 { #expect(fused.contains { $0 < 0 } && fused.contains { $0 > 1 }, "GELU must see both signs") }
                 }
             }
         }

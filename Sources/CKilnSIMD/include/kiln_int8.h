@@ -21,10 +21,11 @@ void kiln_avx2_quantize_u8(const float *x, uint8_t *out, ptrdiff_t n, float inv_
 float kiln_avx2_abs_max(const float *x, ptrdiff_t n);
 
 /// The INT8 GEMM epilogue over rows×n int32 accumulators (row-major):
-/// out[r, c] = (float)(acc[r, c] + compensation[c]) · scales[c] + bias[c]  (bias may be NULL).
-/// out may alias acc (converted in place).
+/// out[r, c] = (float)(acc[r, c] + compensation[c]) · scales[c] + bias[c]  (bias may be NULL),
+/// then, per row while it is in cache, GELU when gelu != 0 (1: erf form, 2: tanh form; the same
+/// kiln_avx2_gelu as the fp32 path). out may alias acc (converted in place).
 void kiln_avx2_int8_dequantize(const int32_t *acc, float *out, ptrdiff_t rows, ptrdiff_t n,
-                               const int32_t *compensation, const float *scales, const float *bias);
+                               const int32_t *compensation, const float *scales, const float *bias, int gelu);
 
 #ifdef __cplusplus
 }

@@ -41,13 +41,18 @@ public enum Int8Quantization {
         return quantized
     }
 
-    /// Quantizes `count` activations with one `scale` into `output`.
+    /// Quantizes `count` activations with one `scale` into `output`. NaN becomes level 0 in both
+    /// the 8-wide loop and the scalar tail (and in the AVX2 u8 kernel): a NaN then adds nothing
+    /// to the GEMM's dot products instead of an arbitrary full-scale value of one sign, and the
+    /// level of an element never depends on its position in the buffer.
     public static func quantize(_ input: UnsafePointer<Float>, count: Int, scale: Float, into output: UnsafeMutablePointer<Int8>) {
         let inverse = 1 / scale
         var index = 0
         // Eight at a time: the compiler turns this into AVX2 multiplies, rounds and packs.
         while index + 8 <= count {
-            let raw = UnsafeRawPointer(input + index).loadUnaligned(as: SIMD8<Float>.self) * inverse
+            let scaled = UnsafeRawPointer(input + index).loadUnaligned(as: SIMD8<Float>.self) * inverse
+            // NaN → 0 before clamping: min/max would otherwise turn it into -127.
+            let raw = scaled.replacing(with: 0, where: scaled .!= scaled)
             let rounded = raw.rounded(.toNearestOrEven).clamped(lowerBound: SIMD8(repeating: -activationLevels), upperBound: SIMD8(repeating: activationLevels))
             let levels = SIMD8<Int8>(truncatingIfNeeded: SIMD8<Int32>(rounded))
             UnsafeMutableRawPointer(output + index).storeBytes(of: levels, as: SIMD8<Int8>.self)

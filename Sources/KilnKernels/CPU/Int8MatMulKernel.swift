@@ -178,24 +178,28 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         }
     }
 
-    /// Dequantization, bias and activation over blocks of rows, in place.
+    /// Dequantization, bias and activation over blocks of rows, in place. GELU runs inside the
+    /// dequantization, row by row while the row is in L1 (one pass over the output, not two).
     private func epilogue(_ accumulators: UnsafeMutablePointer<Int32>, rows: Int, scales: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         let columns = outputSize
+        let gelu: GeluKernel.Approximation? = switch activation {
+        case .gelu: GeluKernel.Approximation.none
+        case .geluTanh: .tanh
+        default: nil
+        }
         CPUThreading.parallelFor(rows, minimumChunk: max(1, 4096 / columns)) { range in
             let start = range.lowerBound * columns
             Int8RowKernels.dequantize(
                 accumulators + start, into: output + start, rows: range.count, columns: columns,
-                compensation: compensation, scales: scales, bias: bias, isa: isa)
-            activate(output + start, count: range.count * columns)
+                compensation: compensation, scales: scales, bias: bias, gelu: gelu, isa: isa)
+            if gelu == nil { activate(output + start, count: range.count * columns) }
         }
     }
 
     /// The epilogue activation over `count` floats in place (one worker's block).
     private func activate(_ values: UnsafeMutablePointer<Float>, count: Int) {
         switch activation {
-        case .none: return
-        case .gelu: GeluKernel.run(input: values, output: values, count: count, approximation: .none, width: 1, isa: isa)
-        case .geluTanh: GeluKernel.run(input: values, output: values, count: count, approximation: .tanh, width: 1, isa: isa)
+        case .none, .gelu, .geluTanh: return  // GELU is fused into the dequantization
         case .relu: for index in 0..<count { values[index] = max(values[index], 0) }
         case .tanh: for index in 0..<count { values[index] = Foundation.tanh(values[index]) }
         }

@@ -37,14 +37,17 @@ public enum Int8RowKernels {
     }
 
     /// `out[r, c] = Float(acc[r, c] + compensation[c]) · scales[c] + bias[c]` for `rows × columns`
-    /// int32 accumulators; `output` may be `accumulators` reinterpreted (in place).
+    /// int32 accumulators, then `gelu` (when given) row by row while the row is in cache — the
+    /// same ``GeluKernel`` arithmetic as a separate pass, so the values are identical; `output` may
+    /// be `accumulators` reinterpreted (in place).
     public static func dequantize(
         _ accumulators: UnsafePointer<Int32>, into output: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
         compensation: UnsafePointer<Int32>, scales: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-        isa: KernelISA = .detected
+        gelu: GeluKernel.Approximation? = nil, isa: KernelISA = .detected
     ) {
         if isa == .avx2 {
-            kiln_avx2_int8_dequantize(accumulators, output, rows, columns, compensation, scales, bias)
+            let form: Int32 = gelu.map { $0 == .tanh ? 2 : 1 } ?? 0
+            kiln_avx2_int8_dequantize(accumulators, output, rows, columns, compensation, scales, bias, form)
             return
         }
         for row in 0..<rows {
@@ -52,6 +55,9 @@ public enum Int8RowKernels {
             for column in 0..<columns {
                 let value = Float(accumulators[base + column] &+ compensation[column]) * scales[column]
                 output[base + column] = bias.map { value + $0[column] } ?? value
+            }
+            if let gelu {
+                GeluKernel.run(input: output + base, output: output + base, count: columns, approximation: gelu, width: 1, isa: isa)
             }
         }
     }
