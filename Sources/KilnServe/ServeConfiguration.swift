@@ -14,6 +14,8 @@ public struct ModelSettings: Sendable, Codable, Equatable {
     /// When an idle engine instance waits `maxQueueDelayMs` to fill a batch: `when-busy` (default)
     /// never makes a request wait for an idle instance; `always` is the classic window.
     public var batchWait: BatchWait = .whenBusy
+    /// Batch sizes to cut batches at (Triton's `preferred_batch_size`); empty: as large as fits.
+    public var preferredBatchSizes: [Int] = []
     /// The most requests waiting in the queue; beyond it requests get 429 + Retry-After.
     public var maxQueueSize: Int = 256
     /// How long a request may wait in the queue before it fails with 503, in milliseconds.
@@ -33,6 +35,9 @@ public struct ModelSettings: Sendable, Codable, Equatable {
         if maxBatchSize < 1 { throw fail("max_batch_size", "must be at least 1") }
         if let maxBatchTokens, maxBatchTokens < 1 { throw fail("max_batch_tokens", "must be at least 1") }
         if maxQueueDelayMs < 0 { throw fail("max_queue_delay_ms", "must not be negative") }
+        if let bad = preferredBatchSizes.first(where: { $0 < 1 || $0 > maxBatchSize }) {
+            throw fail("preferred_batch_sizes", "must be between 1 and max_batch_size (\(maxBatchSize)); got \(bad)")
+        }
         if maxQueueSize < 1 { throw fail("max_queue_size", "must be at least 1") }
         if queueTimeoutMs <= 0 { throw fail("queue_timeout_ms", "must be positive") }
         if instances < 1 { throw fail("instances", "must be at least 1") }
@@ -44,6 +49,7 @@ public struct ModelSettings: Sendable, Codable, Equatable {
         case maxBatchTokens = "max_batch_tokens"
         case maxQueueDelayMs = "max_queue_delay_ms"
         case batchWait = "batch_wait"
+        case preferredBatchSizes = "preferred_batch_sizes"
         case maxQueueSize = "max_queue_size"
         case queueTimeoutMs = "queue_timeout_ms"
         case instances
@@ -60,6 +66,7 @@ public struct ModelSettings: Sendable, Codable, Equatable {
         maxBatchTokens = try container.decodeIfPresent(Int.self, forKey: .maxBatchTokens)
         maxQueueDelayMs = try container.decodeIfPresent(Double.self, forKey: .maxQueueDelayMs) ?? maxQueueDelayMs
         batchWait = try container.decodeIfPresent(BatchWait.self, forKey: .batchWait) ?? batchWait
+        preferredBatchSizes = try container.decodeIfPresent([Int].self, forKey: .preferredBatchSizes) ?? preferredBatchSizes
         maxQueueSize = try container.decodeIfPresent(Int.self, forKey: .maxQueueSize) ?? maxQueueSize
         queueTimeoutMs = try container.decodeIfPresent(Double.self, forKey: .queueTimeoutMs) ?? queueTimeoutMs
         instances = try container.decodeIfPresent(Int.self, forKey: .instances) ?? instances
@@ -75,6 +82,7 @@ public struct ModelSettings: Sendable, Codable, Equatable {
         try container.encodeIfPresent(maxBatchTokens, forKey: .maxBatchTokens)
         try container.encode(maxQueueDelayMs, forKey: .maxQueueDelayMs)
         try container.encode(batchWait, forKey: .batchWait)
+        try container.encode(preferredBatchSizes, forKey: .preferredBatchSizes)
         try container.encode(maxQueueSize, forKey: .maxQueueSize)
         try container.encode(queueTimeoutMs, forKey: .queueTimeoutMs)
         try container.encode(instances, forKey: .instances)

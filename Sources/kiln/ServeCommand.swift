@@ -77,6 +77,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "when-busy (default): an idle engine instance runs what is queued at once, requests batch while every instance is busy; always: an idle instance waits --max-queue-delay-ms to fill a batch.")
     var batchWait: String?
 
+    @Option(help: ArgumentHelp("Batch sizes to cut batches at, e.g. 4,8,16 (Triton's preferred_batch_size): a batch takes the largest one the queue fills.", valueName: "sizes"))
+    var preferredBatchSizes: String?
+
     @Option(help: "The most queued requests per model; more get 429 with Retry-After.")
     var maxQueueSize: Int?
 
@@ -95,6 +98,9 @@ struct ServeCommand: ParsableCommand {
         if let maxBatchTokens, maxBatchTokens < 1 { throw ValidationError("--max-batch-tokens must be at least 1") }
         if let maxQueueDelayMs, maxQueueDelayMs < 0 { throw ValidationError("--max-queue-delay-ms must not be negative") }
         if let batchWait, BatchWait(rawValue: batchWait) == nil { throw ValidationError("--batch-wait must be when-busy or always") }
+        if let preferredBatchSizes, parsedPreferredBatchSizes == nil {
+            throw ValidationError("--preferred-batch-sizes must be positive integers separated by commas (got '\(preferredBatchSizes)')")
+        }
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
     }
@@ -148,6 +154,15 @@ struct ServeCommand: ParsableCommand {
         if let maxQueueDelayMs { settings.maxQueueDelayMs = maxQueueDelayMs }
         if let batchWait = batchWait.flatMap(BatchWait.init(rawValue:)) { settings.batchWait = batchWait }
         if let maxQueueSize { settings.maxQueueSize = maxQueueSize }
+        if let sizes = parsedPreferredBatchSizes { settings.preferredBatchSizes = sizes }
+    }
+
+    /// `--preferred-batch-sizes` as numbers; nil when absent or malformed.
+    private var parsedPreferredBatchSizes: [Int]? {
+        guard let preferredBatchSizes else { return nil }
+        let sizes = preferredBatchSizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 1 }) else { return nil }
+        return sizes.compactMap { $0 }
     }
 
     /// --model-repository, else ./models, else the models/ folder of the source checkout the tool was built from.

@@ -57,6 +57,7 @@ struct ConfigFileTests {
               support-en:
                 max_batch_size: 8
                 max_batch_tokens: 512
+                preferred_batch_sizes: [4, 8]
                 max_queue_size: 64
                 queue_timeout_ms: 500
                 instances: 2
@@ -72,6 +73,7 @@ struct ConfigFileTests {
         let model = configuration.settings(for: "support-en")
         #expect(model.maxBatchSize == 8 && model.maxQueueSize == 64 && model.queueTimeoutMs == 500)
         #expect(model.maxBatchTokens == 512 && configuration.defaultModelSettings.maxBatchTokens == nil)
+        #expect(model.preferredBatchSizes == [4, 8] && configuration.defaultModelSettings.preferredBatchSizes.isEmpty)
         #expect(model.instances == 2 && model.version == 3 && model.batchWait == .whenBusy)
         #expect(configuration.adminToken == "secret")
         #expect(configuration.maxBodyBytes == 1_048_576 && configuration.maxTextCharacters == 1000)
@@ -97,6 +99,8 @@ struct ConfigFileTests {
         #expect(delay?.contains("defaults.max_queue_delay_ms must not be negative") == true)
         let wait = try failure("defaults:\n  batch_wait: sometimes\n", fileExtension: "yaml")
         #expect(wait?.contains("batch_wait") == true, "\(wait ?? "no error")")
+        let preferred = try failure("defaults:\n  max_batch_size: 8\n  preferred_batch_sizes: [4, 16]\n", fileExtension: "yaml")
+        #expect(preferred?.contains("preferred_batch_sizes must be between 1 and max_batch_size (8); got 16") == true, "\(preferred ?? "no error")")
     }
 
     @Test("broken YAML syntax is a clear error, and an empty YAML file is an empty config")

@@ -169,6 +169,25 @@ struct DynamicBatcherTests {
         #expect(sizes.sorted() == [2, 2, 4, 4, 4, 4])
     }
 
+    @Test("preferred batch sizes: eleven queued requests run as 8 then 3 (the largest preferred size reached, then the rest)")
+    func preferredBatchSizes() async throws {
+        let gate = Gate()
+        let recorder = Recorder(gate: gate)
+        let batcher = DynamicBatcher<Int, Int>(
+            settings: .init(maxBatchRows: 16, maxQueueDelay: 0.2, maxQueueSize: 100, instances: 1, preferredBatchRows: [4, 8, 32])
+        ) { _, items in recorder.run(items) }
+        #expect(batcher.settings.preferredBatchRows == [4, 8], "sizes over max batch rows are dropped")
+        let first = Task { try await batcher.submit(0, timeout: 60) }
+        try await waitUntil("the first request runs") { batcher.busyInstances == 1 }
+        let rest = (1...11).map { value in Task { try await batcher.submit(value, timeout: 60) } }
+        try await waitUntil("eleven are queued behind the busy instance") { batcher.queueDepth == 11 }
+        gate.open()
+        _ = try await first.value
+        for task in rest { _ = try await task.value }
+        await batcher.shutdown()
+        #expect(recorder.batches.map(\.count) == [1, 8, 3], "\(recorder.batches)")
+    }
+
     @Test("batch wait when-busy with two instances: a request runs on the idle instance while the other is busy")
     func whenBusyUsesIdleInstance() async throws {
         let gate = Gate()

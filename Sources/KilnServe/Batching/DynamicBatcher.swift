@@ -50,13 +50,20 @@ public struct BatcherSettings: Sendable, Equatable {
     public var maxBatchTokens: Int?
     /// Whether an idle instance waits `maxQueueDelay` to fill a batch.
     public var batchWait: BatchWait
+    /// Batch sizes (rows) to cut batches at, ascending (Triton's `preferred_batch_size`): when more
+    /// rows are queued than the smallest of them, a batch takes the largest preferred size the queue
+    /// fills, and the rest waits for the next instance. Engines with plans or CUDA graphs per shape
+    /// bucket run those sizes best. With ``BatchWait/always``, reaching the largest one ends the
+    /// window early. Empty: batches take all they can (up to the limits).
+    public var preferredBatchRows: [Int]
 
     /// Creates settings; all values are clamped to sensible minimums.
     public init(
         maxBatchRows: Int, maxQueueDelay: Double, maxQueueSize: Int, instances: Int, maxBatchTokens: Int? = nil,
-        batchWait: BatchWait = .whenBusy
+        batchWait: BatchWait = .whenBusy, preferredBatchRows: [Int] = []
     ) {
         self.batchWait = batchWait
+        self.preferredBatchRows = Array(Set(preferredBatchRows.filter { $0 >= 1 && $0 <= max(1, maxBatchRows) })).sorted()
         self.maxBatchRows = max(1, maxBatchRows)
         self.maxQueueDelay = max(0, maxQueueDelay)
         self.maxQueueSize = max(1, maxQueueSize)
@@ -75,6 +82,7 @@ public struct BatcherSettings: Sendable, Equatable {
     /// the ones it has (its mean row length), so waiting for more requests cannot make it bigger.
     func isFull(rows: Int, tokens: Int) -> Bool {
         if rows >= maxBatchRows { return true }
+        if let largest = preferredBatchRows.last, rows >= largest { return true }
         if let maxBatchTokens, rows > 0, tokens + max(1, tokens / rows) > maxBatchTokens { return true }
         return false
     }
@@ -299,22 +307,37 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
     /// Removes (lock held) the next batch from the queue, and the expired requests met on the way.
     private func takeBatchLocked() -> (batch: [Pending], expired: [Pending]) {
         let now = DispatchTime.now().uptimeNanoseconds
-        var batch: [Pending] = []
         var expired: [Pending] = []
+        queue.removeAll { pending in
+            guard pending.deadline < now else { return false }
+            expired.append(pending)
+            return true
+        }
+        let count = batchLengthLocked()
+        let batch = Array(queue.prefix(count))
+        queue.removeFirst(count)
+        return (batch, expired)
+    }
+
+    /// How many requests (lock held, from the head of the queue) the next batch takes: all that fit
+    /// the row and token limits, cut back to the largest preferred batch size they reach.
+    private func batchLengthLocked() -> Int {
         var rows = 0
         var tokens = 0
-        while let pending = queue.first {
-            if pending.deadline < now {
-                expired.append(queue.removeFirst())
-                continue
-            }
-            if !batch.isEmpty && settings.exceeds(rows: rows + pending.rows, tokens: tokens + pending.tokens) { break }
-            batch.append(queue.removeFirst())
+        var length = 0
+        var rowsAfter: [Int] = []
+        for pending in queue {
+            if length > 0 && settings.exceeds(rows: rows + pending.rows, tokens: tokens + pending.tokens) { break }
+            length += 1
             rows += pending.rows
             tokens += pending.tokens
+            rowsAfter.append(rows)
             if settings.isFull(rows: rows, tokens: tokens) { break }
         }
-        return (batch, expired)
+        // Cut back to the largest preferred size the queued rows reach (at least one request);
+        // when they reach none, waiting would not help an idle instance: take everything.
+        guard let target = settings.preferredBatchRows.last(where: { $0 <= rows }) else { return length }
+        return (rowsAfter.lastIndex(where: { $0 <= target }) ?? 0) + 1
     }
 
     /// Runs a batch and resumes its callers; returns the compute time.

@@ -177,7 +177,8 @@ struct InferenceProtocolRoutes: Sendable {
             "input": tensors(model.inputSignature, key: "data_type"),
             "output": tensors(model.outputSignature, key: "data_type"),
             "dynamic_batching": [
-                "max_queue_delay_microseconds": Int(settings.maxQueueDelayMs * 1000),
+                "max_queue_delay_microseconds": settings.batchWait == .always ? Int(settings.maxQueueDelayMs * 1000) : 0,
+                "preferred_batch_size": settings.preferredBatchSizes,
                 "default_queue_policy": [
                     "max_queue_size": settings.maxQueueSize,
                     "default_timeout_microseconds": Int(settings.queueTimeoutMs * 1000),

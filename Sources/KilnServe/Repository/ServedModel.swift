@@ -71,7 +71,7 @@ public final class ServedModel: Sendable {
         let batcherSettings = BatcherSettings(
             maxBatchRows: settings.maxBatchSize, maxQueueDelay: settings.maxQueueDelayMs / 1000,
             maxQueueSize: settings.maxQueueSize, instances: engines.count, maxBatchTokens: settings.maxBatchTokens,
-            batchWait: settings.batchWait)
+            batchWait: settings.batchWait, preferredBatchRows: settings.preferredBatchSizes)
         let instances = engines
         batcher = DynamicBatcher(settings: batcherSettings, observer: observer) { instance, inputs in
             let rows = inputs.reduce(0) { $0 + $1.rows }
