@@ -85,6 +85,20 @@ import Testing
         #expect(verification.agreement.maxAbsLogitDifference > 0, "int8 must actually change the numbers")
     }
 
+    @Test("the reference executor runs an int8 graph with the int8 reference kernel: same outputs as the engine within 1e-3")
+    func referenceExecutorRunsInt8() throws {
+        let (graph, _) = try Self.quantized(try Self.calibration().activationScales())
+        let texts = Array(Self.examples.prefix(4).map(\.text))
+        let engine = try Self.runner.run(try Engine(graph: graph), texts: texts)
+        let reference = try Self.runner.run(try ReferenceExecutor(graph: graph), texts: texts)
+        var worst: Float = 0
+        for (x, y) in zip(engine, reference) {
+            for (p, q) in zip(x.intentLogits + x.slotLogits, y.intentLogits + y.slotLogits) { worst = max(worst, abs(p - q)) }
+        }
+        // Same levels and rounding; only the fp32 parts' summation order differs.
+        #expect(worst < 1e-3, "max-abs \(worst)")
+    }
+
     @Test("dynamic int8 passes the gate on the slice")
     func dynamicInt8() throws {
         let (graph, _) = try Self.quantized(nil)

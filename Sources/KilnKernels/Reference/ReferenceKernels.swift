@@ -80,8 +80,10 @@ public enum ReferenceKernels {
         domain.isEmpty || domain == "ai.onnx" ? opType : "\(domain)::\(opType)"
     }
 
-    /// The kernel for `node`, or nil when there is none.
+    /// The kernel for `node`, or nil when there is none. An int8 `FusedMatMul` (int8 weights plus
+    /// scales) gets the int8 reference: the fp32 kernel would multiply the raw levels and ignore the
+    /// scales, so the reference executor (and the GPU checks built on it) would be silently wrong.
     public static func kernel(for node: Node) -> ReferenceKernel? {
-        table[key(opType: node.opType, domain: node.domain)]
+        node.isInt8MatMul ? Int8MatMulReference.kernel : table[key(opType: node.opType, domain: node.domain)]
     }
 }

@@ -39,7 +39,7 @@ struct EngineStep: @unchecked Sendable {
     }
 
     static func bind(_ node: Node, graph: Graph) throws -> EngineStep {
-        guard let reference = node.isInt8MatMul ? Int8MatMulReference.kernel : ReferenceKernels.kernel(for: node) else {
+        guard let reference = ReferenceKernels.kernel(for: node) else {
             throw KilnError.unsupportedOperator(
                 opType: node.opType, domain: node.domain, node: node.name, opset: graph.opset,
                 supported: ReferenceKernels.table.keys.sorted())
