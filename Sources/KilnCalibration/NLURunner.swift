@@ -33,8 +33,8 @@ public struct NLUModelCard: Sendable {
         slotScheme = (object["slot_scheme"] as? String)?.uppercased() == "BIOES" ? .bioes : .bio
         let positions = object["slot_positions"] as? String
         guard let segmentation = SlotDecoder.WordSegmentation(slotPositions: positions) else {
-            let known = SlotDecoder.WordSegmentation.slotPositionNames.keys.sorted().joined(separator: ", ")
-            throw KilnError.invalidInput("\(source): slot_positions '\(positions ?? "")' is not one of \(known)")
+            throw KilnError.invalidInput(
+                "\(source): slot_positions '\(positions ?? "")' is not one of \(SlotDecoder.WordSegmentation.knownSlotPositions)")
         }
         slotSegmentation = segmentation
     }

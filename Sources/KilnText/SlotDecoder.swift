@@ -306,6 +306,11 @@ extension SlotDecoder.WordSegmentation {
         "every_token": .everyToken,
     ]
 
+    /// The accepted `slot_positions` names, for error messages.
+    public static var knownSlotPositions: String {
+        slotPositionNames.keys.sorted().joined(separator: ", ")
+    }
+
     /// The segmentation a model card's `slot_positions` names; `.whitespace` when the card has none
     /// (word-labelled JointBERT exports). Nil for a name Kiln does not know.
     public init?(slotPositions: String?) {

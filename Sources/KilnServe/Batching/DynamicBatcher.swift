@@ -290,18 +290,26 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
         }
     }
 
-    /// Whether the requests at the head of the queue already fill a batch (rows or tokens), so
-    /// waiting longer cannot make it bigger.
-    private func nextBatchIsFullLocked() -> Bool {
+    /// The requests at the head of the queue that fit one batch (row and token limits), as the
+    /// running row count after each of them, and whether they fill it (waiting longer cannot make
+    /// it bigger).
+    private func headOfQueueLocked() -> (rowsAfter: [Int], full: Bool) {
         var rows = 0
         var tokens = 0
+        var rowsAfter: [Int] = []
         for pending in queue {
-            if rows > 0 && settings.exceeds(rows: rows + pending.rows, tokens: tokens + pending.tokens) { return true }
+            if !rowsAfter.isEmpty && settings.exceeds(rows: rows + pending.rows, tokens: tokens + pending.tokens) { return (rowsAfter, true) }
             rows += pending.rows
             tokens += pending.tokens
-            if settings.isFull(rows: rows, tokens: tokens) { return true }
+            rowsAfter.append(rows)
+            if settings.isFull(rows: rows, tokens: tokens) { return (rowsAfter, true) }
         }
-        return false
+        return (rowsAfter, false)
+    }
+
+    /// Whether the requests at the head of the queue already fill a batch (rows or tokens).
+    private func nextBatchIsFullLocked() -> Bool {
+        headOfQueueLocked().full
     }
 
     /// Removes (lock held) the next batch from the queue, and the expired requests met on the way.
@@ -322,21 +330,12 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
     /// How many requests (lock held, from the head of the queue) the next batch takes: all that fit
     /// the row and token limits, cut back to the largest preferred batch size they reach.
     private func batchLengthLocked() -> Int {
-        var rows = 0
-        var tokens = 0
-        var length = 0
-        var rowsAfter: [Int] = []
-        for pending in queue {
-            if length > 0 && settings.exceeds(rows: rows + pending.rows, tokens: tokens + pending.tokens) { break }
-            length += 1
-            rows += pending.rows
-            tokens += pending.tokens
-            rowsAfter.append(rows)
-            if settings.isFull(rows: rows, tokens: tokens) { break }
-        }
+        let rowsAfter = headOfQueueLocked().rowsAfter
         // Cut back to the largest preferred size the queued rows reach (at least one request);
         // when they reach none, waiting would not help an idle instance: take everything.
-        guard let target = settings.preferredBatchRows.last(where: { $0 <= rows }) else { return length }
+        guard let rows = rowsAfter.last, let target = settings.preferredBatchRows.last(where: { $0 <= rows }) else {
+            return rowsAfter.count
+        }
         return (rowsAfter.lastIndex(where: { $0 <= target }) ?? 0) + 1
     }
 

@@ -77,9 +77,8 @@ public struct ModelCard: Sendable, Codable, Equatable {
             throw ServeError.modelLoadFailed("\(url.path): intent_labels is empty")
         }
         guard SlotDecoder.WordSegmentation(slotPositions: card.slotPositions) != nil else {
-            let known = SlotDecoder.WordSegmentation.slotPositionNames.keys.sorted().joined(separator: ", ")
             throw ServeError.modelLoadFailed(
-                "\(url.path): slot_positions '\(card.slotPositions ?? "")' is not one of \(known)")
+                "\(url.path): slot_positions '\(card.slotPositions ?? "")' is not one of \(SlotDecoder.WordSegmentation.knownSlotPositions)")
         }
         guard card.maxSeqLength >= 2 else {
             throw ServeError.modelLoadFailed("\(url.path): max_seq_length must be at least 2 (got \(card.maxSeqLength))")
