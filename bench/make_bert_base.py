@@ -57,23 +57,9 @@ def random_model(num_intents: int, num_slots: int, seed: int) -> C.JointBert:
 
 def export(model: C.JointBert, pk, out: str, tk) -> tuple[onnx.ModelProto, int]:
     """torch.onnx.export with training/export.py's settings, then its compact weight storage."""
-    path = os.path.join(out, "model.onnx")
-    ids, mask, tt = E.ragged_batch(tk, ["hello there", "x"])
-    dyn = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-           "token_type_ids": {0: "batch", 1: "sequence"}, "intent_logits": {0: "batch"},
-           "slot_logits": {0: "batch", 1: "sequence"}}
-    tmp = path + ".tmp"
-    torch.onnx.export(model, (torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(tt)), tmp,
-                      opset_version=17, dynamo=False, do_constant_folding=True,
-                      input_names=["input_ids", "attention_mask", "token_type_ids"],
-                      output_names=["intent_logits", "slot_logits"], dynamic_axes=dyn)
-    m = onnx.load(tmp)
-    os.remove(tmp)
-    n = E.compact_initializers(m, pk)
-    m.producer_name = "kiln-bench"
-    m.doc_string = "BERT-base-shaped JointBERT with random weights (bench/make_bert_base.py): benchmarks only"
-    onnx.checker.check_model(m, full_check=True)
-    onnx.save(m, path)
+    m, n = E.export_onnx(model, tk, pk, "kiln-bench",
+                         "BERT-base-shaped JointBERT with random weights (bench/make_bert_base.py): benchmarks only")
+    onnx.save(m, os.path.join(out, "model.onnx"))
     return m, n
 
 

@@ -120,6 +120,29 @@ def ragged_batch(tk, texts):
     return ids, mask, np.zeros_like(ids)
 
 
+def export_onnx(model, tk, pk, producer, doc):
+    """torch.onnx.export with Kiln's input/output names and dynamic axes (opset 17, TorchScript
+    exporter), then the compact weight storage of `pk`; returns the checked model (not yet saved)
+    and how many initializers were compacted."""
+    import tempfile
+    ids, mask, tt = ragged_batch(tk, ["hello there", "x"])
+    dyn = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+           "token_type_ids": {0: "batch", 1: "sequence"}, "intent_logits": {0: "batch"},
+           "slot_logits": {0: "batch", 1: "sequence"}}
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = os.path.join(scratch, "model.onnx")
+        torch.onnx.export(model, (torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(tt)), tmp,
+                          opset_version=17, dynamo=False, do_constant_folding=True,
+                          input_names=["input_ids", "attention_mask", "token_type_ids"],
+                          output_names=["intent_logits", "slot_logits"], dynamic_axes=dyn)
+        m = onnx.load(tmp)
+    n = compact_initializers(m, pk)
+    m.producer_name = producer
+    m.doc_string = doc
+    onnx.checker.check_model(m, full_check=True)
+    return m, n
+
+
 def verify(path, model, tk, texts, level="ORT_DISABLE_ALL"):
     import onnxruntime as ort
     so = ort.SessionOptions()
@@ -181,21 +204,7 @@ def main():
     tk = C.load_tokenizer(os.path.join(out, "tokenizer.json"))
 
     path = os.path.join(out, "model.onnx")
-    ids, mask, tt = ragged_batch(tk, ["hello there", "x"])
-    dyn = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-           "token_type_ids": {0: "batch", 1: "sequence"}, "intent_logits": {0: "batch"},
-           "slot_logits": {0: "batch", 1: "sequence"}}
-    tmp = path + ".tmp"
-    torch.onnx.export(model, (torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(tt)), tmp,
-                      opset_version=17, dynamo=False, do_constant_folding=True,
-                      input_names=["input_ids", "attention_mask", "token_type_ids"],
-                      output_names=["intent_logits", "slot_logits"], dynamic_axes=dyn)
-    m = onnx.load(tmp)
-    os.remove(tmp)
-    n = compact_initializers(m, pk)
-    m.producer_name = "kiln-training"
-    m.doc_string = f"Kiln {name} v{a.version}: JointBERT-style intent + BIO slot model ({ds})"
-    onnx.checker.check_model(m, full_check=True)
+    m, n = export_onnx(model, tk, pk, "kiln-training", f"Kiln {name} v{a.version}: JointBERT-style intent + BIO slot model ({ds})")
     ops = sorted({(nd.domain or "ai.onnx", nd.op_type) for nd in m.graph.node})
     if any(d != "ai.onnx" for d, _ in ops):
         raise SystemExit(f"non-standard op domains in export: {ops}")
