@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Engine-level comparison: the same ONNX model, the same inputs, the same thread count, through
 Kiln (`kiln bench-engine`) and its peers (ONNX Runtime fp32 with all graph optimizations, ONNX
-Runtime int8 dynamic quantization, OpenVINO fp32 when installed), in one run.
+Runtime int8 dynamic quantization, OpenVINO fp32 when installed), in one run. bf16 (Kiln and
+OpenVINO) is measured where the CPU runs it; elsewhere the report says why it was not (what
+`kiln build --precision bf16` answers, and which precision OpenVINO actually chose for a bf16 hint).
 
 Two modes:
   fixed       synthetic batches of fixed shape (default: batch 1 and 16, seq 32)
@@ -167,6 +169,32 @@ def peers(model, threads, workdir):
     return found
 
 
+def bf16_engines(model, kiln, threads, workdir):
+    """bf16 peers and the Kiln bf16 plan, where this CPU runs them: ({name: run}, plan or None,
+    notes saying why an engine is missing). OpenVINO silently executes a bf16 hint in fp32 on CPUs
+    without bf16 instructions, so its row counts only when it reports bf16 as the precision used."""
+    found, notes = {}, []
+    try:
+        import openvino as ov
+        core = ov.Core()
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "bf16"})
+        used = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        if "bf16" in used:
+            found["OpenVINO bf16"] = lambda feed, c=compiled: c(feed)
+        else:
+            capabilities = ", ".join(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+            notes.append(f"OpenVINO bf16: not measured: asked for bf16, it runs {used} (CPU capabilities: {capabilities})")
+    except Exception as error:  # noqa: BLE001 - report and go on
+        notes.append(f"OpenVINO bf16: unavailable: {error}")
+    plan = os.path.join(workdir, "model.bf16.kiln")
+    built = subprocess.run([kiln, "build", model, "-o", plan, "--precision", "bf16"], capture_output=True, text=True)
+    if built.returncode != 0:
+        message = (built.stderr.strip() or built.stdout.strip()).splitlines()
+        notes.append(f"Kiln bf16: not measured: `kiln build --precision bf16` says: {message[-1] if message else built.returncode}")
+        plan = None
+    return found, plan, notes
+
+
 def kiln_env(packed):
     """KILN_PACKED=0 turns the engine's padding-free execution off (the padded A/B row)."""
     return {**os.environ, "KILN_PACKED": "1" if packed else "0"}
@@ -228,6 +256,15 @@ def main():
             rows.append(("Kiln fp32 padded (KILN_PACKED=0)", kiln_fixed(args.kiln, plan, args.threads, batch, args.seq, args.seconds)))
             rows.append(("Kiln fp32 padding-free", kiln_fixed(args.kiln, plan, args.threads, batch, args.seq, args.seconds, packed=True)))
             report.append(table(f"fixed shape: batch {batch}, seq {args.seq}", rows))
+        bf16_found, bf16_plan, bf16_notes = bf16_engines(args.model, args.kiln, args.threads, workdir)
+        for batch in [int(b) for b in args.batches.split(",")] if (bf16_found or bf16_plan) else []:
+            feeds = [synthetic_inputs(session_inputs, batch, args.seq)]
+            rows = [(name, time_runs(run, feeds, args.seconds)) for name, run in bf16_found.items()]
+            if bf16_plan:
+                rows.append(("Kiln bf16 padded (KILN_PACKED=0)", kiln_fixed(args.kiln, bf16_plan, args.threads, batch, args.seq, args.seconds)))
+            report.append(table(f"bf16, fixed shape: batch {batch}, seq {args.seq}", rows))
+        if bf16_notes:
+            report.append("### bf16\n\n" + "\n".join(f"- {note}" for note in bf16_notes) + "\n")
         if os.path.exists(tokenizer):
             lines, feeds = utterance_batches(tokenizer, args.texts, 16, 128, names)
             names_mask = "attention_mask" if "attention_mask" in names else None
