@@ -11,6 +11,8 @@
 // The INT8 GEMM's quantize/epilogue kernels (included here so that module caches built before
 // that header existed are invalidated).
 #include "kiln_int8.h"
+// The fp32 GEMM on packed weights (same reason).
+#include "kiln_sgemm.h"
 
 #ifdef __cplusplus
 extern "C" {

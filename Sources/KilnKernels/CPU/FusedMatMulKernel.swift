@@ -26,13 +26,36 @@ public enum GemmPrecision: Sendable, Equatable, CustomStringConvertible {
     public var description: String { self == .float32 ? "fp32" : "bf16" }
 }
 
-/// `Y = activation(A·W + bias)` on oneDNN's matmul primitive, with `W` packed once (at
-/// construction) into the blocked layout oneDNN prefers for this CPU: the CPU engine's
-/// ``KilnOperators/fusedMatMul``.
+/// Which GEMM implementation an fp32 ``FusedMatMulKernel`` runs on.
+public enum GemmBackend: String, Sendable, CaseIterable {
+    /// oneDNN's matmul primitive (`gemm:jit` for fp32 on AVX2 CPUs; the only choice for bf16).
+    case oneDNN = "onednn"
+    /// Kiln's AVX2+FMA GEMM (``AVX2GemmKernel``): fp32 only, CPUs with AVX2 and FMA.
+    case avx2
+
+    /// The backend for `precision` on this CPU: `.avx2` for fp32 when the CPU has AVX2+FMA,
+    /// else `.oneDNN`. `KILN_GEMM=onednn` in the environment forces oneDNN (A/B benchmarks,
+    /// escape hatch); `KILN_GEMM=avx2` is accepted and means the default.
+    public static func preferred(for precision: GemmPrecision) -> GemmBackend {
+        guard precision == .float32, AVX2GemmKernel.isSupported else { return .oneDNN }
+        return environmentChoice ?? .avx2
+    }
+
+    /// `KILN_GEMM`, read once.
+    static let environmentChoice: GemmBackend? = {
+        guard let raw = getenv("KILN_GEMM") else { return nil }
+        return GemmBackend(rawValue: String(cString: raw).lowercased())
+    }()
+}
+
+/// `Y = activation(A·W + bias)` with `W` packed once (at construction): the CPU engine's
+/// ``KilnOperators/fusedMatMul``. fp32 on AVX2+FMA CPUs runs on ``AVX2GemmKernel``
+/// (``GemmBackend/preferred(for:)``); bf16, and fp32 elsewhere or with `KILN_GEMM=onednn`, on
+/// oneDNN's matmul primitive with `W` in the blocked layout oneDNN prefers for this CPU.
 ///
 /// Shapes: `A: [rows, inputSize]`, `W: [inputSize, outputSize]`, `bias: [outputSize]`,
 /// `Y: [rows, outputSize]`, all row-major fp32 (`A` may be bf16 for bf16 kernels).
-/// Primitives are created per distinct `rows` on first use and cached (creating one costs
+/// oneDNN primitives are created per distinct `rows` on first use and cached (creating one costs
 /// 0.1–1 ms; running a cached one costs nothing extra). The kernel is immutable after
 /// construction apart from that cache and can be shared by threads; each thread passes its
 /// own ``CPUStream``.
@@ -49,14 +72,12 @@ public final class FusedMatMulKernel: @unchecked Sendable {
     public let engine: CPUEngine
     /// Name for error messages (usually the graph node's).
     public let name: String
+    /// The implementation this kernel runs on.
+    public let backend: GemmBackend
 
-    private let weightsDescriptor: dnnl_memory_desc_t
-    private let packedWeights: UnsafeMutableRawPointer
-    private let packedWeightsByteCount: Int
-    private let weightsMemory: dnnl_memory_t
-    private let biasMemory: dnnl_memory_t?
-    private let biasStorage: UnsafeMutablePointer<Float>?
-    private let attributes: dnnl_primitive_attr_t
+    /// Exactly one of these is set, per ``backend``.
+    private let oneDNN: OneDNNWeights?
+    private let avx2: AVX2GemmKernel?
     private let cache = MatMulPrimitiveCache()
 
     /// Packs `weights` and prepares the epilogue.
@@ -69,78 +90,86 @@ public final class FusedMatMulKernel: @unchecked Sendable {
     ///   - precision: `.float32`, or `.bfloat16` (weights rounded to bf16 while packing).
     ///   - engine: the oneDNN engine.
     ///   - name: for error messages.
+    ///   - backend: nil for ``GemmBackend/preferred(for:)``; `.avx2` where it cannot run
+    ///     (bf16, no AVX2+FMA) falls back to oneDNN.
     /// - Throws: ``KilnError`` for mismatched sizes, bf16 on a CPU without AVX512_BF16, or a
     ///   oneDNN failure.
-    public convenience init(
+    public init(
         weights: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?, inputSize: Int, outputSize: Int,
         activation: GemmActivation = .none, precision: GemmPrecision = .float32,
-        engine: CPUEngine = .shared, name: String = "FusedMatMul"
+        engine: CPUEngine = .shared, name: String = "FusedMatMul", backend: GemmBackend? = nil
     ) throws {
-        let setup = try Setup(weights: weights, bias: bias, inputSize: inputSize, outputSize: outputSize,
-                              activation: activation, precision: precision, engine: engine, name: name)
-        self.init(setup: setup, inputSize: inputSize, outputSize: outputSize, activation: activation,
-                  precision: precision, engine: engine, name: name)
-    }
-
-    /// Convenience: weights and bias from arrays (see the pointer initializer).
-    public convenience init(
-        weights: [Float], bias: [Float]?, inputSize: Int, outputSize: Int, activation: GemmActivation = .none,
-        precision: GemmPrecision = .float32, engine: CPUEngine = .shared, name: String = "FusedMatMul"
-    ) throws {
-        let setup = try weights.withUnsafeBufferPointer { weightBuffer in
-            try (bias ?? []).withUnsafeBufferPointer { biasBuffer in
-                try Setup(weights: weightBuffer, bias: bias == nil ? nil : biasBuffer, inputSize: inputSize, outputSize: outputSize,
-                          activation: activation, precision: precision, engine: engine, name: name)
-            }
-        }
-        self.init(setup: setup, inputSize: inputSize, outputSize: outputSize, activation: activation,
-                  precision: precision, engine: engine, name: name)
-    }
-
-    private init(
-        setup: Setup, inputSize: Int, outputSize: Int, activation: GemmActivation, precision: GemmPrecision,
-        engine: CPUEngine, name: String
-    ) {
+        try Self.validate(weights: weights, bias: bias, inputSize: inputSize, outputSize: outputSize, precision: precision, name: name)
+        let canUseAVX2 = precision == .float32 && AVX2GemmKernel.isSupported
+        let chosen = canUseAVX2 ? (backend ?? GemmBackend.preferred(for: precision)) : .oneDNN
         self.inputSize = inputSize
         self.outputSize = outputSize
         self.activation = activation
         self.precision = precision
         self.engine = engine
         self.name = name
-        weightsDescriptor = setup.weightsDescriptor
-        packedWeights = setup.packedWeights
-        packedWeightsByteCount = setup.packedWeightsByteCount
-        weightsMemory = setup.weightsMemory
-        biasMemory = setup.biasMemory
-        biasStorage = setup.biasStorage
-        attributes = setup.attributes
+        self.backend = chosen
+        if chosen == .avx2 {
+            avx2 = AVX2GemmKernel(weights: weights, bias: bias, inputSize: inputSize, outputSize: outputSize, activation: activation)
+            oneDNN = nil
+        } else {
+            oneDNN = try OneDNNWeights(weights: weights, bias: bias, inputSize: inputSize, outputSize: outputSize,
+                                       activation: activation, precision: precision, engine: engine)
+            avx2 = nil
+        }
     }
 
-    /// The oneDNN objects a kernel owns, made before the kernel (initializer delegation cannot
-    /// sit inside `withUnsafeBufferPointer`).
-    private struct Setup {
-        var weightsDescriptor: dnnl_memory_desc_t
-        var packedWeights: UnsafeMutableRawPointer
-        var packedWeightsByteCount: Int
-        var weightsMemory: dnnl_memory_t
-        var biasMemory: dnnl_memory_t?
-        var biasStorage: UnsafeMutablePointer<Float>?
-        var attributes: dnnl_primitive_attr_t
+    /// Convenience: weights and bias from arrays (see the pointer initializer).
+    public convenience init(
+        weights: [Float], bias: [Float]?, inputSize: Int, outputSize: Int, activation: GemmActivation = .none,
+        precision: GemmPrecision = .float32, engine: CPUEngine = .shared, name: String = "FusedMatMul",
+        backend: GemmBackend? = nil
+    ) throws {
+        // The pointer initializer cannot be delegated to from inside withUnsafeBufferPointer:
+        // copy into buffers that outlive the call (construction only, not the hot path).
+        let weightCopy = UnsafeMutableBufferPointer<Float>.allocate(capacity: weights.count)
+        _ = weightCopy.initialize(from: weights)
+        defer { weightCopy.deallocate() }
+        let biasCopy = bias.map { values -> UnsafeMutableBufferPointer<Float> in
+            let copy = UnsafeMutableBufferPointer<Float>.allocate(capacity: values.count)
+            _ = copy.initialize(from: values)
+            return copy
+        }
+        defer { biasCopy?.deallocate() }
+        try self.init(weights: UnsafeBufferPointer(weightCopy), bias: biasCopy.map { UnsafeBufferPointer($0) }, inputSize: inputSize,
+                      outputSize: outputSize, activation: activation, precision: precision, engine: engine, name: name,
+                      backend: backend)
+    }
+
+    private static func validate(
+        weights: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?, inputSize: Int, outputSize: Int,
+        precision: GemmPrecision, name: String
+    ) throws {
+        func failure(_ message: String) -> KilnError {
+            .invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: message)
+        }
+        guard inputSize > 0, outputSize > 0 else { throw failure("inputSize and outputSize must be positive, got \(inputSize) and \(outputSize)") }
+        guard weights.count == inputSize * outputSize else {
+            throw failure("weights hold \(weights.count) values, [\(inputSize), \(outputSize)] needs \(inputSize * outputSize)")
+        }
+        if let bias, bias.count != outputSize { throw failure("bias holds \(bias.count) values, expected \(outputSize)") }
+        if precision == .bfloat16 { try CPUFeatures.detected.requireBFloat16(for: "\(KilnOperators.fusedMatMul) '\(name)' in bf16") }
+    }
+
+    /// The oneDNN objects an oneDNN-backed kernel owns: packed weights, bias and post-op attributes.
+    private final class OneDNNWeights {
+        let weightsDescriptor: dnnl_memory_desc_t
+        let packedWeights: UnsafeMutableRawPointer
+        let packedWeightsByteCount: Int
+        let weightsMemory: dnnl_memory_t
+        let biasMemory: dnnl_memory_t?
+        let biasStorage: UnsafeMutablePointer<Float>?
+        let attributes: dnnl_primitive_attr_t
 
         init(
             weights: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?, inputSize: Int, outputSize: Int,
-            activation: GemmActivation, precision: GemmPrecision, engine: CPUEngine, name: String
+            activation: GemmActivation, precision: GemmPrecision, engine: CPUEngine
         ) throws {
-            func failure(_ message: String) -> KilnError {
-                .invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: message)
-            }
-            guard inputSize > 0, outputSize > 0 else { throw failure("inputSize and outputSize must be positive, got \(inputSize) and \(outputSize)") }
-            guard weights.count == inputSize * outputSize else {
-                throw failure("weights hold \(weights.count) values, [\(inputSize), \(outputSize)] needs \(inputSize * outputSize)")
-            }
-            if let bias, bias.count != outputSize { throw failure("bias holds \(bias.count) values, expected \(outputSize)") }
-            if precision == .bfloat16 { try CPUFeatures.detected.requireBFloat16(for: "\(KilnOperators.fusedMatMul) '\(name)' in bf16") }
-
             attributes = try FusedMatMulKernel.makeAttributes(activation)
             // Ask oneDNN for its preferred weight layout ("any") for a typical row count; the
             // layout depends on K, N, the types and the ISA, and every row count reuses it.
@@ -172,22 +201,28 @@ public final class FusedMatMulKernel: @unchecked Sendable {
                 biasMemory = nil
             }
         }
+
+        deinit {
+            dnnl_memory_destroy(weightsMemory)
+            if let biasMemory { dnnl_memory_destroy(biasMemory) }
+            biasStorage?.deallocate()
+            packedWeights.deallocate()
+            dnnl_primitive_attr_destroy(attributes)
+        }
     }
 
     deinit {
         cache.destroyAll()
-        dnnl_memory_destroy(weightsMemory)
-        if let biasMemory { dnnl_memory_destroy(biasMemory) }
-        biasStorage?.deallocate()
-        packedWeights.deallocate()
-        dnnl_primitive_attr_destroy(attributes)
     }
 
-    /// Bytes of the packed weights (what a plan file stores for this layer).
-    public var packedWeightsSize: Int { packedWeightsByteCount }
+    /// Bytes of the packed weights this kernel holds (what `W` costs in memory once loaded).
+    public var packedWeightsSize: Int { avx2?.packedWeightsSize ?? oneDNN!.packedWeightsByteCount }
 
-    /// The packed weights, in oneDNN's blocked layout for this CPU.
-    public var packedWeightBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: packedWeights, count: packedWeightsByteCount) }
+    /// The packed weights: oneDNN's blocked layout for this CPU, or ``AVX2GemmKernel``'s panels.
+    public var packedWeightBytes: UnsafeRawBufferPointer {
+        if let avx2 { return avx2.packedWeightBytes }
+        return UnsafeRawBufferPointer(start: oneDNN!.packedWeights, count: oneDNN!.packedWeightsByteCount)
+    }
 
     /// Computes `Y = activation(A·W + bias)`.
     /// - Parameters:
@@ -197,7 +232,9 @@ public final class FusedMatMulKernel: @unchecked Sendable {
     ///   - output: `Y`, `rows × outputSize` fp32 values; must not overlap `input`.
     ///   - stream: the calling worker's stream.
     public func run(input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>, stream: CPUStream) throws {
-        if precision == .bfloat16 {
+        if let avx2 {
+            avx2.run(input: input, rows: rows, output: output)
+        } else if precision == .bfloat16 {
             let converted = stream.bfloat16Buffer(count: rows * inputSize)
             BFloat16Conversion.convert(input, to: converted, count: rows * inputSize)
             try execute(input: UnsafeRawPointer(converted), rows: rows, output: output, stream: stream)
@@ -222,11 +259,12 @@ public final class FusedMatMulKernel: @unchecked Sendable {
     /// The oneDNN implementation used for `rows` (creating the primitive if needed), e.g.
     /// `brg:avx512_core_bf16` or `gemm:jit`.
     public func implementationName(rows: Int) throws -> String {
-        try primitive(rows: rows).implementation
+        if avx2 != nil { return "kiln:avx2_sgemm" }
+        return try primitive(rows: rows).implementation
     }
 
     private func execute(input: UnsafeRawPointer, rows: Int, output: UnsafeMutablePointer<Float>, stream: CPUStream) throws {
-        guard rows > 0 else { return }
+        guard rows > 0, let oneDNN else { return }
         let entry = try primitive(rows: rows)
         var sourceDescriptor = entry.sourceDescriptor
         var destinationDescriptor = entry.destinationDescriptor
@@ -238,18 +276,21 @@ public final class FusedMatMulKernel: @unchecked Sendable {
         defer { dnnl_memory_destroy(destination) }
         CPUThreading.applyOpenMPThreadCount()
         try OneDNN.execute(
-            entry.primitive, stream: stream, (DNNL_ARG_SRC, source!), (DNNL_ARG_WEIGHTS, weightsMemory),
-            (DNNL_ARG_DST, destination!), biasMemory.map { (DNNL_ARG_BIAS, $0) })
+            entry.primitive, stream: stream, (DNNL_ARG_SRC, source!), (DNNL_ARG_WEIGHTS, oneDNN.weightsMemory),
+            (DNNL_ARG_DST, destination!), oneDNN.biasMemory.map { (DNNL_ARG_BIAS, $0) })
     }
 
     private func primitive(rows: Int) throws -> MatMulPrimitiveCache.Entry {
         guard rows > 0 else {
             throw KilnError.invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: "rows must be positive, got \(rows)")
         }
+        guard let oneDNN else {
+            throw KilnError.invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: "no oneDNN primitive: this GEMM runs on \(backend.rawValue)")
+        }
         return try cache.entry(rows: rows) {
             let descriptor = try FusedMatMulKernel.makePrimitiveDescriptor(
-                rows: rows, inputSize: inputSize, outputSize: outputSize, precision: precision, weights: weightsDescriptor,
-                hasBias: biasMemory != nil, attributes: attributes, engine: engine)
+                rows: rows, inputSize: inputSize, outputSize: outputSize, precision: precision, weights: oneDNN.weightsDescriptor,
+                hasBias: oneDNN.biasMemory != nil, attributes: oneDNN.attributes, engine: engine)
             defer { dnnl_primitive_desc_destroy(descriptor) }
             var primitive: dnnl_primitive_t?
             try OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "create a matmul primitive")
