@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -74,6 +75,7 @@ public final class KilnServer: Sendable {
         state.setReady(true)
         let application = Application(
             router: makeRouter(),
+            server: Self.httpServer(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "kiln"),
             onServerRunning: { [logger] channel in
                 let port = channel.localAddress?.port ?? 0
@@ -85,6 +87,14 @@ public final class KilnServer: Sendable {
         return ServiceGroup(configuration: .init(
             services: [.init(service: drain), .init(service: application)],
             gracefulShutdownSignals: gracefulShutdownSignals, logger: logger))
+    }
+
+    /// HTTP/1.1 with each connection's handlers on its event loop thread (fewer thread wake-ups per
+    /// request, see EventLoopBoundHTTP1.swift); `KILN_HTTP_HANDLERS=global-pool` keeps Hummingbird's
+    /// default (handlers on Swift's global pool), for A/B measurements.
+    static func httpServer() -> HTTPServerBuilder {
+        if ProcessInfo.processInfo.environment["KILN_HTTP_HANDLERS"] == "global-pool" { return .http1() }
+        return .http1OnEventLoop()
     }
 
     /// The router with every endpoint.
