@@ -60,9 +60,10 @@ KILN_AVX2 static KILN_INLINE __m256i lane_mask(ptrdiff_t lanes) {
     return _mm256_loadu_si256((const __m256i *)(lane_masks + 8 - lanes));
 }
 
-// One tile: rows × 16 columns of Y (nr of them real). `rows` is a compile-time constant at
-// every call (tile_rows), so the loops unroll and c0/c1 live in registers.
-KILN_AVX2 static KILN_INLINE void tile(const int rows, const float *a, const float *panel, ptrdiff_t kc,
+// One tile: rows × 16 columns of Y (nr of them real; `wide` == 0: nr <= 8 and only the first 8
+// are computed). `rows` and `wide` are compile-time constants at every call (tile_rows), so the
+// loops unroll and c0/c1 live in registers.
+KILN_AVX2 static KILN_INLINE void tile(const int rows, const int wide, const float *a, const float *panel, ptrdiff_t kc,
                                        float *y, ptrdiff_t ldy, ptrdiff_t nr, const float *bias, int first, int last,
                                        int activation) {
     __m256 c0[MICRO_ROWS], c1[MICRO_ROWS];
@@ -78,7 +79,7 @@ KILN_AVX2 static KILN_INLINE void tile(const int rows, const float *a, const flo
     } else {
         for (int i = 0; i < rows; i++) {
             c0[i] = full ? _mm256_loadu_ps(y + i * ldy) : _mm256_maskload_ps(y + i * ldy, m0);
-            c1[i] = full ? _mm256_loadu_ps(y + i * ldy + 8) : _mm256_maskload_ps(y + i * ldy + 8, m1);
+            c1[i] = !wide ? _mm256_setzero_ps() : full ? _mm256_loadu_ps(y + i * ldy + 8) : _mm256_maskload_ps(y + i * ldy + 8, m1);
         }
     }
 #if defined(__clang__)
@@ -86,11 +87,11 @@ KILN_AVX2 static KILN_INLINE void tile(const int rows, const float *a, const flo
 #endif
     for (ptrdiff_t p = 0; p < kc; p++) {
         const __m256 w0 = _mm256_load_ps(panel + p * KILN_SGEMM_PANEL);
-        const __m256 w1 = _mm256_load_ps(panel + p * KILN_SGEMM_PANEL + 8);
+        const __m256 w1 = wide ? _mm256_load_ps(panel + p * KILN_SGEMM_PANEL + 8) : w0;
         for (int i = 0; i < rows; i++) {
             const __m256 x = _mm256_broadcast_ss(a + p * MICRO_ROWS + i);
             c0[i] = _mm256_fmadd_ps(x, w0, c0[i]);
-            c1[i] = _mm256_fmadd_ps(x, w1, c1[i]);
+            if (wide) c1[i] = _mm256_fmadd_ps(x, w1, c1[i]);
         }
     }
     if (last && activation == KILN_SGEMM_RELU) {
@@ -103,7 +104,7 @@ KILN_AVX2 static KILN_INLINE void tile(const int rows, const float *a, const flo
             _mm256_storeu_ps(y + i * ldy + 8, c1[i]);
         } else {
             _mm256_maskstore_ps(y + i * ldy, m0, c0[i]);
-            _mm256_maskstore_ps(y + i * ldy + 8, m1, c1[i]);
+            if (wide) _mm256_maskstore_ps(y + i * ldy + 8, m1, c1[i]);
         }
     }
     if (!last || activation == KILN_SGEMM_NONE || activation == KILN_SGEMM_RELU) return;
@@ -117,19 +118,30 @@ KILN_AVX2 static KILN_INLINE void tile(const int rows, const float *a, const flo
     }
 }
 
-// Instantiates `tile` for 1..6 rows.
+// Instantiates `tile` for 1..6 rows, 16 columns or (a last panel of at most 8 real columns, e.g.
+// small classifier heads) 8, so such panels skip the FMAs and loads of their empty half.
+#define KILN_TILE_CASE(r) \
+    case r: \
+        if (wide) tile(r, 1, a, panel, kc, y, ldy, nr, bias, first, last, activation); \
+        else tile(r, 0, a, panel, kc, y, ldy, nr, bias, first, last, activation); \
+        break;
 KILN_AVX2 static void tile_rows(ptrdiff_t rows, const float *a, const float *panel, ptrdiff_t kc,
                                 float *y, ptrdiff_t ldy, ptrdiff_t nr, const float *bias, int first, int last,
                                 int activation) {
+    const int wide = nr > 8;
     switch (rows) {
-    case 6: tile(6, a, panel, kc, y, ldy, nr, bias, first, last, activation); break;
-    case 5: tile(5, a, panel, kc, y, ldy, nr, bias, first, last, activation); break;
-    case 4: tile(4, a, panel, kc, y, ldy, nr, bias, first, last, activation); break;
-    case 3: tile(3, a, panel, kc, y, ldy, nr, bias, first, last, activation); break;
-    case 2: tile(2, a, panel, kc, y, ldy, nr, bias, first, last, activation); break;
-    default: tile(1, a, panel, kc, y, ldy, nr, bias, first, last, activation); break;
+    KILN_TILE_CASE(6)
+    KILN_TILE_CASE(5)
+    KILN_TILE_CASE(4)
+    KILN_TILE_CASE(3)
+    KILN_TILE_CASE(2)
+    default:
+        if (wide) tile(1, 1, a, panel, kc, y, ldy, nr, bias, first, last, activation);
+        else tile(1, 0, a, panel, kc, y, ldy, nr, bias, first, last, activation);
+        break;
     }
 }
+#undef KILN_TILE_CASE
 
 // Copies rows m0..<m1, columns k0..<k0+kc of A into tiles of 6 rows, each kc steps of 6
 // floats (row i of a tile at offset 6·p + i): the micro-kernel then reads A as one sequential
