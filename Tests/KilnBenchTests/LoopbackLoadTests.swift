@@ -68,7 +68,10 @@ final class StubServer: @unchecked Sendable {
 struct LoopbackLoadTests {
     private static let texts = ["book a table for two", "what is my balance", "play some jazz", #"a "quoted" one"#]
 
-    private func generator(_ endpoint: String, api: BenchAPI = .kiln, duration: Double = 1, timeout: Double = 5) -> LoadGenerator {
+    /// The default timeout is long on purpose: these tests pin counting, not timing, and in the full
+    /// parallel suite CPU-bound tests can hold the 2-core machine's cooperative threads for seconds
+    /// (one CI run lost a request to a 5 s timeout while Int8PackedExecutionTests ran).
+    private func generator(_ endpoint: String, api: BenchAPI = .kiln, duration: Double = 1, timeout: Double = 60) -> LoadGenerator {
         var settings = LoadSettings()
         (settings.duration, settings.warmup, settings.timeout, settings.slaMilliseconds) = (duration, 0, timeout, 1000)
         let bodies = Self.texts.map { BenchRequestBody.make(text: $0, api: api, model: "m") }
@@ -86,7 +89,7 @@ struct LoopbackLoadTests {
         // Timing bounds are loose on purpose: CI machines are shared and slow; what this test pins is counting.
         #expect(result.slaAttainment > 0.5)
         #expect(result.throughputRPS > 0 && result.latency.p50 > 0 && result.latency.p50 <= result.latency.p99)
-        #expect(result.durationSeconds >= 1 && result.durationSeconds < 10)
+        #expect(result.durationSeconds >= 1 && result.durationSeconds < 70)
     }
 
     @Test("open loop: exactly the Poisson schedule's requests are sent, at about the offered rate")
