@@ -168,8 +168,8 @@ def write(results, failures, out, meta):
         f"open-loop Poisson sweep at {meta['plan']['fractions']} x capacity. Fixed load: "
         f"{_fmt(meta['fixed_rate'])} req/s (TorchServe eager's max). Thread budget: {meta['threads']} per server. "
         f"SLA {meta['sla_ms']:g} ms.", "",
-        "Machine: 2 cores (AMD EPYC Zen 3, AVX2), shared with other engineers' builds; load average (1 min) "
-        "before/after each server: " + ", ".join(f"{r['name']} {r['load_before'][0]:.1f}/{r['load_after'][0]:.1f}" for r in results)
+        f"Machine: {os.cpu_count()} cores, the load generator on the same cores; load average (1 min) "
+        "before/after each server (above ~2.5 on 2 cores, something else was running): " + ", ".join(f"{r['name']} {r['load_before'][0]:.1f}/{r['load_after'][0]:.1f}" for r in results)
         + ". Treat absolute numbers as noisy; ratios are from this one run.", "",
         table(results, meta["sla_ms"]), "",
     ]
