@@ -1,4 +1,4 @@
-// Pass: run each connection's request handling on its own NIO event loop thread. Pattern: wrap
+// Each connection's request handling runs on its own NIO event loop thread. How: wrap
 // Hummingbird's `HTTP1Channel` and run its `handle` under `withTaskExecutorPreference` with a task
 // executor that enqueues onto the connection's event loop. Why: by default Hummingbird handles a
 // connection in a task on Swift's global pool, so one /v1/parse crossed threads six times (event
