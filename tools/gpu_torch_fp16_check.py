@@ -55,10 +55,15 @@ def main():
                 worst[label] = max(worst[label], float(np.max(np.abs(got[name] - expected[name]))))
                 if "intent" in name:
                     mismatches[label] += int(np.sum(got[name].argmax(-1) != expected[name].argmax(-1)))
-    print(f"FP16-YARDSTICK {os.path.basename(folder)}: max-abs vs onnxruntime fp32: pytorch fp16 {worst['torch-fp16']:.3g} "
+    # The verdict: Kiln's fp16 engine may be as far from fp32 as PyTorch's own fp16 on the same GPU
+    # and inputs (a fixed 2e-2 at least), and may flip no intent.
+    bound = max(2e-2, worst["torch-fp16"])
+    ok = worst["kiln"] <= bound and mismatches["kiln"] == 0
+    print(f"FP16-YARDSTICK {'PASS' if ok else 'FAIL'} {os.path.basename(folder)}: max-abs vs onnxruntime fp32: pytorch fp16 {worst['torch-fp16']:.3g} "
           f"(intent argmax mismatches {mismatches['torch-fp16']}), kiln cuda fp16 {worst['kiln']:.3g} "
-          f"(mismatches {mismatches['kiln']}) over {len(cases)} cases")
+          f"(mismatches {mismatches['kiln']}, allowed max-abs {bound:.3g}) over {len(cases)} cases")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

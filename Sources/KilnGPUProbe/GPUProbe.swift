@@ -3,11 +3,13 @@
 // engine benchmark. A library so that both the small `kiln-gpu-probe` executable (quick static
 // build) and the hidden `kiln gpu-probe` subcommand (one binary to carry) run it. Subcommands:
 //   info                                  device, driver and library versions
-//   check MODEL.onnx [OUT_DIR] [--int8]   GPU engine vs the CPU reference executor; writes
+//   check MODEL.onnx [OUT_DIR] [--int8 [--calibration CACHE]]
+//                                         GPU engine vs the CPU reference executor; writes
 //                                         inputs/outputs as .npy to OUT_DIR for ONNX Runtime.
-//                                         --int8: both run the same int8-quantized graph
-//                                         (synthetic static scales); invalid until the reference
-//                                         executor runs int8 FusedMatMul (it runs the fp32 kernel)
+//                                         --int8: both run the same int8-quantized graph (the
+//                                         cache's scales, synthetic 0.05 without one), judged
+//                                         against the fp16-storage floor (ProbeInt8.swift)
+//   int8-gemm                             single INT8 GEMMs, GPU vs Int8MatMulReference
 //   bench MODEL.onnx SEQ BATCH[,BATCH..]  latency / throughput of the CUDA engine (cuBLASLt
 //                                         autotuned unless --no-autotune; --no-graphs: eager;
 //                                         --int8: int8 GEMMs with synthetic static scales,
@@ -17,6 +19,7 @@
 //                                         engine vs the fp32 reference (ProbeVerify.swift)
 import Foundation
 import KilnCUDA
+import KilnCalibration
 import KilnCore
 import KilnKernels
 import KilnONNX
@@ -25,7 +28,9 @@ import KilnRuntime
 
 private let hostEvaluator: HostEvaluator = { node, inputs, opset in try ReferenceKernels.run(node, inputs: inputs, opset: opset) }
 
-func loadGraphs(_ path: String, int8: Bool = false) throws -> (source: Graph, optimized: Graph) {
+/// The source graph and Kiln's optimized one; `int8`: quantized with `calibration`'s scales
+/// (a `kiln calibrate` cache of this model), or synthetic ones without a cache.
+func loadGraphs(_ path: String, int8: Bool = false, calibration: String? = nil) throws -> (source: Graph, optimized: Graph) {
     let url = URL(fileURLWithPath: path)
     let data = try Data(contentsOf: url, options: .alwaysMapped)
     let graph = try ONNXImporter().load(data: data, directory: url.deletingLastPathComponent(), source: url.lastPathComponent)
@@ -34,7 +39,10 @@ func loadGraphs(_ path: String, int8: Bool = false) throws -> (source: Graph, op
         graph, evaluate: { try ReferenceKernels.run($0, inputs: $1, opset: opset) }, options: OptimizationOptions(memoryPlanShape: nil))
     guard int8 else { return (graph, result.graph) }
     var quantized = result.graph
-    _ = try QuantizationPass(activationScales: syntheticScales(quantized)).run(&quantized)
+    let scales = try calibration.map {
+        try CalibrationTable.read(URL(fileURLWithPath: $0), expectingModelSHA256: SHA256.hexDigest(data)).activationScales()
+    } ?? syntheticScales(quantized)
+    _ = try QuantizationPass(activationScales: scales).run(&quantized)
     return (graph, quantized)
 }
 
@@ -97,31 +105,32 @@ func info() throws {
     }
 }
 
-func check(_ path: String, outDirectory: String?, int8: Bool) throws {
-    let (source, optimized) = try loadGraphs(path, int8: int8)
+func check(_ path: String, outDirectory: String?, int8: Bool, calibration: String? = nil) throws {
+    let (source, optimized) = try loadGraphs(path, int8: int8, calibration: calibration)
     let engine = try CUDAEngine(graph: optimized, options: CUDAEngineOptions(maxBatch: 8, maxSequence: 64), hostEvaluator: hostEvaluator)
-    // int8: the reference runs the same quantized graph (its int8 GEMM is the reference kernel).
+    // int8: the reference runs the same quantized graph (its int8 GEMM is the reference kernel),
+    // and again with fp16 activation storage: the floor of what fp16 alone moves.
     let reference = try ReferenceExecutor(graph: int8 ? optimized : source)
-    print("model \(path): arena \(engine.arenaBytes >> 10) KiB, pinned \(engine.pinnedBytes >> 10) KiB")
+    let floorReference = int8 ? try ReferenceExecutor(graph: optimized, activationStorage: .float16) : nil
+    print("model \(path): arena \(engine.arenaBytes >> 10) KiB, pinned \(engine.pinnedBytes >> 10) KiB\(int8 ? ", int8 scales: " + (calibration ?? "synthetic 0.05") : "")")
     print("placement: " + engine.placement.sorted { $0.key < $1.key }.map { "\($0.key) gpu \($0.value.gpu) host \($0.value.host)" }.joined(separator: ", "))
-    var worst: Float = 0
-    var intentMismatches = 0, intentRows = 0
+    var worst: Float = 0, floorWorst: Float = 0
+    var intentMismatches = 0, floorMismatches = 0, intentRows = 0
     for (index, (batch, sequence)) in [(1, 7), (4, 32), (8, 64), (3, 17), (4, 32)].enumerated() {
         let inputs = try sampleInputs(source, batch: batch, sequence: sequence, seed: UInt64(index + 1))
         let expected = try reference.run(inputs)
+        if let floored = try floorReference?.run(inputs) {
+            let (difference, mismatches) = compare(floored, expected, outputs: source.outputs)
+            floorWorst = max(floorWorst, difference)
+            floorMismatches += mismatches
+        }
         for repeatIndex in 0..<3 {  // eager, capture, replay
             let got = try engine.run(inputs)
-            for info in source.outputs {
-                let a = got[info.name]!.floats, b = expected[info.name]!.floats
-                let difference = zip(a, b).map { abs($0 - $1) }.max() ?? 0
-                worst = max(worst, difference.isNaN ? .infinity : difference)
-                if info.name.contains("intent") {
-                    let mismatches = zip(argmaxRows(got[info.name]!), argmaxRows(expected[info.name]!)).filter { $0 != $1 }.count
-                    intentMismatches += mismatches
-                    intentRows += batch
-                }
-                if repeatIndex == 2 { print("  batch \(batch) seq \(sequence) \(info.name): max-abs \(difference)") }
-            }
+            let (difference, mismatches) = compare(got, expected, outputs: source.outputs)
+            worst = max(worst, difference)
+            intentMismatches += mismatches
+            intentRows += source.outputs.contains { $0.name.contains("intent") } ? batch : 0
+            if repeatIndex == 2 { print("  batch \(batch) seq \(sequence): max-abs \(difference)") }
             if let outDirectory, repeatIndex == 0 {
                 let base = URL(fileURLWithPath: outDirectory).appendingPathComponent("case\(index)")
                 for (name, tensor) in inputs { try NPYFile.write(tensor, to: base.appendingPathExtension("in.\(name).npy")) }
@@ -129,11 +138,33 @@ func check(_ path: String, outDirectory: String?, int8: Bool) throws {
             }
         }
     }
-    // int8: the GPU quantizes fp16 activations, the reference fp32 ones, so a value on a rounding
-    // boundary can land one level (0.05 x |w|) apart; the bound allows a few such flips.
-    let tolerance: Float = int8 ? 1e-1 : 2e-2
-    let pass = worst <= tolerance && intentMismatches <= (int8 ? intentRows / 50 : 0)
-    print("RESULT\(int8 ? " INT8" : "") \(pass ? "PASS" : "FAIL") \(URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent): max-abs \(worst) (tolerance \(tolerance)), intent argmax mismatches \(intentMismatches)/\(intentRows)")
+    let modelName = URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+    guard int8 else {
+        let pass = worst <= 2e-2 && intentMismatches == 0
+        print("RESULT \(pass ? "PASS" : "FAIL") \(modelName): max-abs \(worst) (tolerance 0.02), intent argmax mismatches \(intentMismatches)/\(intentRows)")
+        return
+    }
+    // int8: the GPU quantizes fp16 activations, the reference fp32 ones; a value on a rounding
+    // boundary lands one level apart and the graph carries that on. The floor run shows how far
+    // fp16 storage alone moves this graph (x3: each of the 3 repeats is counted); the GPU may
+    // differ by twice the floor, and never by less than 0.1 / 2% of the intent rows is required.
+    let tolerance = max(1e-1, 2 * floorWorst)
+    let allowedMismatches = max(intentRows / 50, 2 * 3 * floorMismatches)
+    let pass = worst <= tolerance && intentMismatches <= allowedMismatches
+    print("floor (reference with fp16 activation storage vs fp32): max-abs \(floorWorst), intent argmax mismatches \(floorMismatches)/\(intentRows / 3)")
+    print("RESULT INT8 \(pass ? "PASS" : "FAIL") \(modelName): max-abs \(worst) (tolerance \(tolerance)), intent argmax mismatches \(intentMismatches)/\(intentRows) (allowed \(allowedMismatches))")
+}
+
+/// Worst max-abs difference over `outputs` and the intent rows whose argmax differs.
+func compare(_ got: [String: Tensor], _ expected: [String: Tensor], outputs: [ValueInfo]) -> (maxAbs: Float, intentMismatches: Int) {
+    var worst: Float = 0, mismatches = 0
+    for info in outputs {
+        guard let a = got[info.name], let b = expected[info.name] else { return (.infinity, 0) }
+        let difference = zip(a.floats, b.floats).map { abs($0 - $1) }.max() ?? 0
+        worst = max(worst, difference.isNaN ? .infinity : difference)
+        if info.name.contains("intent") { mismatches += zip(argmaxRows(a), argmaxRows(b)).filter { $0 != $1 }.count }
+    }
+    return (worst, mismatches)
 }
 
 func bench(_ path: String, sequence: Int, batches: [Int], graphs: Bool, autotune: Bool, int8: Bool) throws {
@@ -174,16 +205,24 @@ func bench(_ path: String, sequence: Int, batches: [Int], graphs: Bool, autotune
 /// Entry point of the probe: `arguments` without the program name; returns the exit status.
 public enum GPUProbe {
     public static func main(_ arguments: [String]) -> Int32 {
+        var arguments = arguments
+        var calibration: String?
+        if positionalCommand(arguments) == "check", let at = arguments.firstIndex(of: "--calibration"), at + 1 < arguments.count {
+            calibration = arguments[at + 1]
+            arguments.removeSubrange(at...(at + 1))
+        }
         let flags = Set(arguments.filter { $0.hasPrefix("--") })
         let positional = arguments.filter { !$0.hasPrefix("--") }
         do {
             switch positional.first ?? "info" {
             case "info": try info()
             case "check" where positional.count >= 2:
-                try check(positional[1], outDirectory: positional.count > 2 ? positional[2] : nil, int8: flags.contains("--int8"))
+                try check(positional[1], outDirectory: positional.count > 2 ? positional[2] : nil, int8: flags.contains("--int8"), calibration: calibration)
+            case "int8-gemm":
+                return try checkInt8Gemms(hostEvaluator: hostEvaluator) ? 0 : 1
             case "verify":
                 guard let options = parseVerify(Array(arguments.dropFirst())) else {
-                    print("usage: verify MODEL.onnx --data PATH [--data PATH ...] [--calibration CACHE] [--samples N] [--json FILE]")
+                    print("usage: verify MODEL.onnx --data PATH [--data PATH ...] [--calibration CACHE [--keep-fp32 NODE ...]] [--samples N] [--json FILE]")
                     return 2
                 }
                 return try verify(options) ? 0 : 1
@@ -191,7 +230,7 @@ public enum GPUProbe {
                 try bench(positional[1], sequence: Int(positional[2])!, batches: positional[3].split(separator: ",").map { Int($0)! },
                           graphs: !flags.contains("--no-graphs"), autotune: !flags.contains("--no-autotune"), int8: flags.contains("--int8"))
             default:
-                print("usage: kiln-gpu-probe info | check MODEL.onnx [OUT_DIR] [--int8] | bench MODEL.onnx SEQ BATCHES [--no-graphs] [--no-autotune] [--int8] | verify MODEL.onnx --data PATH [--calibration CACHE] [--samples N]")
+                print("usage: kiln-gpu-probe info | check MODEL.onnx [OUT_DIR] [--int8 [--calibration CACHE]] | int8-gemm | bench MODEL.onnx SEQ BATCHES [--no-graphs] [--no-autotune] [--int8] | verify MODEL.onnx --data PATH [--calibration CACHE] [--samples N]")
                 return 2
             }
         } catch {
@@ -201,3 +240,6 @@ public enum GPUProbe {
         return 0
     }
 }
+
+/// The subcommand: the first argument that is not a flag.
+private func positionalCommand(_ arguments: [String]) -> String? { arguments.first { !$0.hasPrefix("--") } }

@@ -23,11 +23,13 @@ public struct CUDAInferenceEngine: InferenceEngine {
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] { try engine.run(inputs) }
 }
 
-/// Options of `verify MODEL.onnx --data PATH [--data PATH ...] [--calibration CACHE] [--samples N]`.
+/// Options of `verify MODEL.onnx --data PATH [--data PATH ...] [--calibration CACHE [--keep-fp32 NODE ...]] [--samples N]`.
 struct ProbeVerifyOptions {
     var model = ""
     var data: [String] = []
     var calibration: String?
+    /// GEMMs kept fp16 in an int8 engine (mixed precision, e.g. the CPU sensitivity search's choice).
+    var keepFP32: Set<String> = []
     var samples: Int?
     var json: String?
 }
@@ -44,9 +46,9 @@ func verify(_ options: ProbeVerifyOptions) throws -> Bool {
     var precision = "fp16"
     if let calibration = options.calibration {
         let table = try CalibrationTable.read(URL(fileURLWithPath: calibration), expectingModelSHA256: SHA256.hexDigest(bytes))
-        let report = try QuantizationPass(activationScales: table.activationScales()).run(&graph)
+        let report = try QuantizationPass(activationScales: table.activationScales(), keepInFP32: options.keepFP32).run(&graph)
         print("\(calibration) (\(table.samples) utterances): \(report.summary)")
-        precision = "int8"
+        precision = options.keepFP32.isEmpty ? "int8" : "int8 mixed"
     }
     let started = Date()
     let engine = try CUDAEngine(
@@ -85,6 +87,7 @@ func parseVerify(_ arguments: [String]) -> ProbeVerifyOptions? {
         switch argument {
         case "--data": guard let value else { return nil }; options.data.append(value); index += 1
         case "--calibration": options.calibration = value; index += 1
+        case "--keep-fp32": guard let value else { return nil }; options.keepFP32.insert(value); index += 1
         case "--samples": options.samples = value.flatMap { Int($0) }; index += 1
         case "--json": options.json = value; index += 1
         default:

@@ -121,9 +121,9 @@ enum CUDABuild {
                 "--target cuda builds fp16 engines (fp16 GEMMs with fp32 accumulation, fp32 NLU heads) or int8 engines (static scales from --calibration): use --precision fp16 or int8")
         }
         try command.int8Options.validate(precision: command.precision)
-        if command.precision == "int8" && (command.int8Options.maxIntentDrop != nil || command.int8Options.maxSlotF1Drop != nil) {
-            throw ValidationError("--target cuda does not run the mixed-precision search (it scores candidates on the CPU engine): name GEMMs with --keep-fp32")
-        }
+        // --max-intent-drop / --max-slot-f1-drop: the mixed-precision search runs as for CPU plans,
+        // scoring candidates on this machine's CPU int8 engine (the same quantized graph the GPU
+        // runs; needs oneDNN), and the GEMMs it keeps fp32 stay fp16 on the GPU.
         guard command.maxBatch >= 1, command.maxSeq >= 2 else { throw ValidationError("--max-batch must be >= 1 and --max-seq >= 2") }
     }
 
