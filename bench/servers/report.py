@@ -201,18 +201,8 @@ def write(results, failures, out, meta):
                              f"{_fmt(b['server_ms'])} | {_fmt(b['queue_ms'])} | {_fmt(b['compute_ms'])} | "
                              f"{_fmt(b['rows_per_call'])} / {_fmt(b['tokens_per_call'], 0)} |")
         parts.append("")
-    pa = [r for r in results if r.get("perf_analyzer")]
-    if pa:
-        parts += ["## Second load generator: Triton perf_analyzer (closed loop)", "",
-                  "| server | request | concurrency | req/s | P50 / P90 / P99 (ms) |", "|---|---|---|---|---|"]
-        for r in pa:
-            run = r["perf_analyzer"]
-            for p in run.get("points", []):
-                parts.append(f"| {r['name']} | {run['what']} | {p['concurrency']} | {p['throughput_rps']:.1f} | "
-                             f"{p['p50_ms']:.1f} / {p['p90_ms']:.1f} / {p['p99_ms']:.1f} |")
-            if run.get("error"):
-                parts.append(f"| {r['name']} | {run['what']} | — | error: {run['error'][:200]} | |")
-        parts.append("")
+    parts += ["Second load generator: Triton's perf_analyzer drives the v2-capable servers after this run "
+              "(bench/run_all, bench/servers/perf_analyzer_sweep): bench/results/perf-analyzer-*.md.", ""]
     if results:
         parts += ["## Throughput at looser P99 bounds (same open-loop sweep)", "", relaxed_table(results, meta["sla_ms"]), ""]
         parts += [f"![throughput vs P99]({os.path.basename(curves)})", "", f"![latency CDF]({os.path.basename(cdf)})", "",

@@ -16,8 +16,8 @@ Per server:
      its /metrics before and after (queue wait, engine time, rows per call: where the time goes);
   5. Kiln rows only: open loop at 80% of its own throughput at SLA and of its closed-loop max (SLA
      attainment target);
-  6. with --perf-analyzer (or perf_analyzer on PATH): Triton's perf_analyzer against the v2-capable
-     servers as a second load generator (bench/servers/perf_analyzer.py).
+(Triton's perf_analyzer, the second load generator, runs after this script from bench/run_all:
+bench/servers/perf_analyzer_sweep.)
 Load comes from `kiln bench` (the Swift load generator) when the kiln binary has it, else from
 loadgen.py; the report says which. Both share the 2 cores with the server: they are part of the
 cost at high rates, equally for every server (bench/servers/loadgen_cost.py measures that cost).
@@ -30,7 +30,6 @@ import argparse
 import datetime
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,6 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
-import perf_analyzer  # noqa: E402
 
 REPO = peers.REPO
 RESULTS = os.path.join(REPO, "bench", "results")
@@ -194,8 +192,6 @@ def measure(peer: peers.Peer, load: LoadGenerator, plan: dict, fixed_rate: float
         result["fixed"] = load.run(peer, plan["duration"], rate=[rate], raw=True)[0]
         result["fixed_breakdown"] = breakdown(before, metric_sums(peer))
         result["cdf"] = result["fixed"].pop("latencies_ms", [])
-        if plan.get("perf_analyzer") and peer.api in ("v2", "kiln"):
-            result["perf_analyzer"] = perf_analyzer.run(plan["perf_analyzer"], peer, plan["duration"], plan["concurrency"])
         if plan.get("sla_point"):
             # "80% of Kiln's max", read both ways: of its throughput at SLA, and of its closed-loop max.
             if result["throughput_at_sla"] > 0:
@@ -280,8 +276,6 @@ def main():
     parser.add_argument("--generator", choices=["auto", "kiln", "python"], default="auto")
     parser.add_argument("--peers", default="torchserve,torchserve-batching,mlserver,kiln,kiln-int8,kiln-1x2",
                         help="comma-separated subset; torchserve runs first (its max sets the fixed load)")
-    parser.add_argument("--perf-analyzer", default=os.environ.get("PERF_ANALYZER") or shutil.which("perf_analyzer"),
-                        help="Triton perf_analyzer binary: also drive every v2-capable server with it (skipped when absent)")
     parser.add_argument("--port", type=int, default=18081)
     parser.add_argument("--kiln-max-batch", type=int, default=32, help="kiln serve --max-batch-size")
     parser.add_argument("--kiln-batch-tokens-per-thread", type=int,
@@ -295,8 +289,7 @@ def main():
 
     duration = args.duration or (4 if args.quick else 10)
     plan = {"duration": duration, "concurrency": [16] if args.quick else [4, 16, 64],
-            "fractions": [0.5, 0.9] if args.quick else [0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15],
-            "perf_analyzer": args.perf_analyzer}
+            "fractions": [0.5, 0.9] if args.quick else [0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15]}
     load = LoadGenerator(args.kiln, args.texts, sla_ms, 1 if args.quick else 2, args.generator)
     log_dir = os.path.join(peers.WORK, "logs")
     wanted = args.peers.split(",")
@@ -324,9 +317,6 @@ def main():
                                          "plans on it; /proc/cpuinfo flags checked)"))
     if "kiln-1x2" in wanted:
         factories.append(("kiln-fp32-1x2", lambda: kiln(instances=1)))
-    if not args.perf_analyzer:
-        skipped.append(("perf_analyzer (second load generator)", "not run: no perf_analyzer binary (PyPI perf-analyzer "
-                        "0.1.0 is a placeholder without one; give --perf-analyzer PATH or PERF_ANALYZER)"))
 
     started = datetime.datetime.now(datetime.timezone.utc)
     # The code measured is the checkout at the start (others may commit while it runs).
