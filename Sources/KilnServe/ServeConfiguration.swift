@@ -24,6 +24,14 @@ public struct ModelSettings: Sendable, Codable, Equatable {
     public var instances: Int = 1
     /// Which version serves: nil for the latest on disk.
     public var version: Int?
+    /// The calibration cache for `--precision int8` (from `kiln calibrate`), relative to the version
+    /// folder or absolute; nil: `calibration.json` in the version folder.
+    public var calibration: String?
+    /// GEMMs (node names, see `kiln inspect`) an int8 engine keeps in fp32, e.g. the ones the
+    /// mixed-precision search of `kiln build --max-intent-drop` chose.
+    public var keepFP32: [String] = []
+    /// Whether a version runs its engines on the common shapes before it reports ready.
+    public var warmUp: Bool = true
 
     public init() {}
 
@@ -55,6 +63,9 @@ public struct ModelSettings: Sendable, Codable, Equatable {
         case instances
         case version
         case versionPolicy = "version_policy"
+        case calibration
+        case keepFP32 = "keep_fp32"
+        case warmUp = "warm_up"
     }
 
     private struct VersionPolicy: Codable { var specific: Int? }
@@ -71,6 +82,9 @@ public struct ModelSettings: Sendable, Codable, Equatable {
         queueTimeoutMs = try container.decodeIfPresent(Double.self, forKey: .queueTimeoutMs) ?? queueTimeoutMs
         instances = try container.decodeIfPresent(Int.self, forKey: .instances) ?? instances
         version = try container.decodeIfPresent(Int.self, forKey: .version)
+        calibration = try container.decodeIfPresent(String.self, forKey: .calibration)
+        keepFP32 = try container.decodeIfPresent([String].self, forKey: .keepFP32) ?? keepFP32
+        warmUp = try container.decodeIfPresent(Bool.self, forKey: .warmUp) ?? warmUp
         if version == nil, let policy = try? container.decodeIfPresent(VersionPolicy.self, forKey: .versionPolicy) {
             version = policy.specific
         }
@@ -87,6 +101,9 @@ public struct ModelSettings: Sendable, Codable, Equatable {
         try container.encode(queueTimeoutMs, forKey: .queueTimeoutMs)
         try container.encode(instances, forKey: .instances)
         try container.encodeIfPresent(version, forKey: .version)
+        try container.encodeIfPresent(calibration, forKey: .calibration)
+        try container.encode(keepFP32, forKey: .keepFP32)
+        try container.encode(warmUp, forKey: .warmUp)
     }
 }
 

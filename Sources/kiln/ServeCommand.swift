@@ -1,11 +1,14 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import KilnCalibration
+import KilnCore
 import KilnKernels
 import KilnONNX
 import KilnRuntime
 import KilnServe
 import Logging
+import Synchronization
 
 /// `kiln serve`: the NLU server (NLU API, Open Inference Protocol v2, admin API, /metrics).
 struct ServeCommand: ParsableCommand {
@@ -32,10 +35,17 @@ struct ServeCommand: ParsableCommand {
             Config file (JSON, or YAML with the same keys; command-line options override it):
               {"defaults": {...}, "models": {"NAME": {"max_batch_size": 16, "max_batch_tokens": 1024,
                "max_queue_delay_ms": 5, "batch_wait": "when-busy", "max_queue_size": 256,
-               "queue_timeout_ms": 10000, "instances": 1,
+               "queue_timeout_ms": 10000, "instances": 1, "warm_up": true,
+               "calibration": "calibration.json", "keep_fp32": ["NODE"],
                "version_policy": {"specific": 2}}},
                "admin_token": "...", "max_body_bytes": 8388608,
                "max_text_characters": 20000, "load": ["NAME"]}
+            warm_up (default true): run each engine on batch 1 and the max batch at 8-64 tokens before the
+            version reports ready, so the first requests do not pay first-call costs.
+
+            --precision int8: each model version with a calibration cache from `kiln calibrate` (default
+            NAME/VERSION/calibration.json) gets a static int8 engine (heads fp32); the others serve fp32 and
+            the log says why. Plans are cached per model, precision and calibration cache.
 
             SIGTERM or SIGINT: stop accepting, answer in-flight requests, exit.
             """
@@ -53,7 +63,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "CPU threads for the compiled engine's kernels (default: all cores).")
     var threads: Int?
 
-    @Option(help: "Engine precision: fp32, or bf16 (needs AVX512_BF16; NLU heads stay fp32).")
+    @Option(help: """
+        Engine precision: fp32; bf16 (needs AVX512_BF16; NLU heads stay fp32); or int8: static int8 for every \
+        model with a calibration cache (NAME/VERSION/calibration.json, or "calibration" in the config file; \
+        "keep_fp32" lists GEMMs to keep fp32), fp32 for the others (logged, and shown in /v2/models/NAME/config \
+        and the kiln_model_precision_fallback metric).
+        """)
     var precision: String = "fp32"
 
     @Option(help: "compiled (optimized plans, built on first start and cached in KILN_CACHE_DIR or ~/.cache/kiln/plans), or reference (the exact, slow reference executor).")
@@ -124,21 +139,27 @@ struct ServeCommand: ParsableCommand {
         }
         let logger = Logger(label: "kiln.serve")
         if let threads { CPUThreading.configure(threadCount: threads) }
-        let server = try KilnServer(configuration: configuration, engineFactory: try engineFactory(logger: logger), logger: logger)
+        let server = try KilnServer(
+            configuration: configuration, engineFactory: try engineFactory(configuration: configuration, logger: logger), logger: logger)
         try Self.runBlocking { try await server.run() }
     }
 
     /// The engine every model version runs on: a compiled plan (cached on disk, one shared
     /// engine per version for all its instances), or the reference executor.
-    private func engineFactory(logger: Logger) throws -> EngineFactory {
-        guard ["fp32", "bf16"].contains(precision) else { throw ValidationError("--precision must be fp32 or bf16") }
+    private func engineFactory(configuration: ServeConfiguration, logger: Logger) throws -> EngineFactory {
+        guard ["fp32", "bf16", "int8"].contains(precision) else { throw ValidationError("--precision must be fp32, bf16 or int8") }
         if let ordinal = try CUDAServe.ordinal(device: device) {
             let maxBatch = maxBatchSize ?? 64
             return CUDAServe.engineFactory(ordinal: ordinal, maxBatch: maxBatch, log: { logger.info("\($0)") })
         }
         switch engine {
+        case "reference" where precision != "fp32":
+            throw ValidationError("--engine reference runs fp32 only (got --precision \(precision))")
         case "reference":
             return { directory in try ReferenceExecutor(graph: ONNXImporter().load(directory.modelURL)) }
+        case "compiled" where precision == "int8":
+            let engines = Int8ServeEngines(configuration: configuration, log: { logger.info("\($0)") })
+            return { directory in try engines.engine(for: directory) }
         case "compiled":
             let cache = EngineCache(compiler: PlanCompiler(precision: precision), log: { logger.info("\($0)") })
             return { directory in try cache.engine(for: directory.modelURL) }
@@ -187,5 +208,61 @@ struct ServeCommand: ParsableCommand {
         }
         done.wait()
         if let error = outcome.error { throw error }
+    }
+}
+
+/// The engines of `kiln serve --precision int8`: a static int8 plan for each model version with a
+/// calibration cache, an fp32 plan (reported as a fallback, with the reason) for the others. Plans are
+/// cached on disk per (model, precision, CPU) as for fp32, in a folder per calibration cache and
+/// kept-fp32 list, so a new cache never reuses an old plan; one engine per plan in memory.
+final class Int8ServeEngines: Sendable {
+    private let configuration: ServeConfiguration
+    private let log: @Sendable (String) -> Void
+    private let fp32: EngineCache
+    private let int8Caches = Mutex<[String: EngineCache]>([:])
+
+    init(configuration: ServeConfiguration, log: @escaping @Sendable (String) -> Void) {
+        self.configuration = configuration
+        self.log = log
+        fp32 = EngineCache(compiler: PlanCompiler(precision: "fp32"), log: log)
+    }
+
+    /// The int8 engine of a version, or its fp32 engine with the reason it is not int8.
+    func engine(for directory: ModelVersionDirectory) throws -> DescribedEngine {
+        let settings = configuration.settings(for: directory.name)
+        let calibrationURL = settings.calibration.map { path in
+            path.hasPrefix("/") ? URL(fileURLWithPath: path) : directory.url.appendingPathComponent(path)
+        } ?? directory.url.appendingPathComponent("calibration.json")
+        guard FileManager.default.fileExists(atPath: calibrationURL.path) else {
+            return try fallback(directory, because: "no calibration cache at \(calibrationURL.path) (make one with `kiln calibrate \(directory.modelURL.path) --data UTTERANCES -o \(calibrationURL.path)`, or set \"calibration\" in the config file)")
+        }
+        let table: CalibrationTable
+        let cacheBytes: Data
+        do {
+            cacheBytes = try Data(contentsOf: calibrationURL)
+            let modelSHA = SHA256.hexDigest(try Data(contentsOf: directory.modelURL, options: .alwaysMapped))
+            table = try CalibrationTable.read(calibrationURL, expectingModelSHA256: modelSHA)
+        } catch {
+            return try fallback(directory, because: "the calibration cache \(calibrationURL.path) cannot be used: \(error)")
+        }
+        // The plan depends on the cache's contents and the kept-fp32 list: both key its cache folder.
+        let keep = settings.keepFP32.sorted()
+        let key = String(SHA256.hexDigest(cacheBytes + Data(keep.joined(separator: "\n").utf8)).prefix(16))
+        let cache = int8Caches.withLock { caches in
+            if let cache = caches[key] { return cache }
+            let compiler = PlanCompiler(
+                precision: "int8", int8: Int8Settings(activationScales: table.activationScales(), keepInFP32: Set(keep)))
+            let cache = EngineCache(
+                directory: EngineCache.defaultDirectory.appendingPathComponent("int8-calibration-\(key)"), compiler: compiler, log: log)
+            caches[key] = cache
+            return cache
+        }
+        log("\(directory.name)/\(directory.version): int8 with calibration \(calibrationURL.path) (\(table.samples) utterances)\(keep.isEmpty ? "" : ", \(keep.count) GEMM(s) kept fp32")")
+        return DescribedEngine(try cache.engine(for: directory.modelURL), precision: "int8")
+    }
+
+    private func fallback(_ directory: ModelVersionDirectory, because reason: String) throws -> DescribedEngine {
+        log("\(directory.name)/\(directory.version): serving fp32, not int8: \(reason)")
+        return DescribedEngine(try fp32.engine(for: directory.modelURL), precision: "fp32", requestedPrecision: "int8", note: reason)
     }
 }

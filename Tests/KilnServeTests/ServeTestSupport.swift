@@ -43,6 +43,10 @@ enum ServeFixtures {
         configuration.defaultModelSettings.maxQueueDelayMs = 2
         // The shared CI cores can be very busy: don't let queue timeouts fail parity tests.
         configuration.defaultModelSettings.queueTimeoutMs = 120_000
+        // The fixtures serve on the reference executor, which has no first-call costs to warm away;
+        // several tests also wrap it in engines that block on a gate or break on purpose, which a
+        // warm-up run would trip over before the test starts. EngineWarmUpTests turn it on.
+        configuration.defaultModelSettings.warmUp = false
         adjust(&configuration)
         return configuration
     }

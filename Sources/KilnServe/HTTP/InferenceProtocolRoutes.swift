@@ -185,9 +185,20 @@ struct InferenceProtocolRoutes: Sendable {
                 ],
             ],
             "instance_group": [["count": settings.instances, "kind": "KIND_CPU"]],
-            "parameters": ["precision": ["string_value": model.precision],
-                           "max_seq_length": ["string_value": String(model.card.maxSeqLength)],
-                           "batch_wait": ["string_value": settings.batchWait.rawValue]],
+            "parameters": parameters(of: model),
         ]
+    }
+
+    /// The config's `parameters`: precision (and, when it fell back, what was asked for and why), limits, warm-up.
+    private static func parameters(of model: ServedModel) -> [String: Any] {
+        var parameters: [String: Any] = [
+            "precision": ["string_value": model.precision],
+            "max_seq_length": ["string_value": String(model.card.maxSeqLength)],
+            "batch_wait": ["string_value": model.settings.batchWait.rawValue],
+            "warm_up_ms": ["string_value": String(format: "%.1f", model.warmUpSeconds * 1000)],
+        ]
+        if let requested = model.requestedPrecision { parameters["requested_precision"] = ["string_value": requested] }
+        if let note = model.precisionNote { parameters["precision_note"] = ["string_value": note] }
+        return parameters
     }
 }

@@ -81,6 +81,14 @@ public final class ServeMetrics: Sendable {
                            labels: [("model", model), ("version", version), ("precision", precision)]).set(Double(loaded ? 1 : 0))
     }
 
+    /// Marks (1) a version whose engine runs at another precision than the server was asked for
+    /// (`--precision int8` without a calibration cache falls back to fp32); 0 once it is unloaded.
+    public func setPrecisionFallback(model: String, version: String, requested: String, served: String, active: Bool) {
+        registry.makeGauge(
+            descriptor: descriptor("kiln_model_precision_fallback", "1 while a version runs at another precision than requested"),
+            labels: [("model", model), ("version", version), ("requested", requested), ("precision", served)]).set(Double(active ? 1 : 0))
+    }
+
     /// Publishes a model's roll-out state (0 none, 1 running, 2 promoted, 3 rolled back) and traffic split.
     public func setRollout(model: String, candidate: String, state: Int, percent: Double) {
         registry.makeGauge(descriptor: descriptor("kiln_rollout_state", "Roll-out state: 0 none, 1 running, 2 promoted, 3 rolled back"),

@@ -61,7 +61,7 @@ public final class ModelManager: @unchecked Sendable {
         for (index, name) in names.enumerated() {
             logger.info("loading model \(index + 1)/\(names.count): \(name)")
             let model = try await load(name)
-            logger.info("loaded \(name) version \(model.version) (\(model.settings.instances) instance(s), max batch \(model.settings.maxBatchSize))")
+            logger.info("loaded \(name) version \(model.version) (\(model.settings.instances) instance(s), max batch \(model.settings.maxBatchSize), \(model.precision))")
         }
         let preferred = repository.defaultModelName()
         lock.withLock { defaultModel = preferred.flatMap { slots[$0] != nil ? $0 : nil } ?? slots.keys.sorted().first }
@@ -245,9 +245,23 @@ public final class ModelManager: @unchecked Sendable {
         let directory = try repository.directory(name: name, version: chosen)
         let (factory, metrics) = (engineFactory, metrics)
         // Loading is slow, blocking work (parsing, engine construction): keep it off the request threads.
-        return try await Task.detached(priority: .utility) {
+        let model = try await Task.detached(priority: .utility) {
             try ServedModel(directory: directory, settings: settings, engineFactory: factory, metrics: metrics)
         }.value
+        describe(model)
+        return model
+    }
+
+    /// Logs what a newly built version runs as: its precision (and why, when it is not the one
+    /// asked for) and how long its warm-up took.
+    private func describe(_ model: ServedModel) {
+        let label = "\(model.name)/\(model.version)"
+        if let requested = model.requestedPrecision {
+            logger.warning("\(label): serving \(model.precision), not \(requested): \(model.precisionNote ?? "no reason given")")
+        }
+        if model.settings.warmUp {
+            logger.info("\(label): warm-up \(String(format: "%.0f", model.warmUpSeconds * 1000)) ms (batch 1 and \(model.settings.maxBatchSize), sequence buckets up to \(min(model.card.maxSeqLength, EngineWarmUp.sequenceBuckets.last!)) tokens); ready")
+        }
     }
 
     private func retire(_ models: [ServedModel]) {

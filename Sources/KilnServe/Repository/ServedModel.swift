@@ -30,8 +30,16 @@ public final class ServedModel: Sendable {
 
     /// The version as a string, for labels and responses.
     public var versionString: String { String(version) }
-    /// The precision the card declares (fp32 by default).
-    public var precision: String { card.precision ?? "fp32" }
+    /// The precision the engine runs at: what the engine factory reports (``DescribedEngine``),
+    /// else what the card declares (fp32 by default).
+    public let precision: String
+    /// Why the engine runs at `precision` and not at the precision the server was asked for
+    /// (e.g. `--precision int8` for a model without a calibration cache); nil when it does not differ.
+    public let precisionNote: String?
+    /// The precision the server was asked for, when the engine runs at another.
+    public let requestedPrecision: String?
+    /// Seconds the warm-up run took at load (0 when disabled).
+    public let warmUpSeconds: Double
 
     /// Loads a version: reads the card and tokenizer, builds `settings.instances` engines, starts the batcher.
     /// - Parameters:
@@ -58,12 +66,22 @@ public final class ServedModel: Sendable {
                 throw ServeError.modelLoadFailed("\(directory.name)/\(directory.version): cannot build the engine: \(error)")
             }
         }
+        let described = engines[0] as? DescribedEngine
+        precision = described?.precision ?? card.precision ?? "fp32"
+        requestedPrecision = described?.requestedPrecision
+        precisionNote = described?.note
         inputSignature = engines[0].inputSignature
         outputSignature = engines[0].outputSignature
         try Self.checkSignature(inputSignature, outputSignature, card: card, model: "\(directory.name)/\(directory.version)")
         let assembler = BatchAssembler(
             padId: Int64(tokenizer.padding?.padId ?? tokenizer.id(forToken: "[PAD]") ?? 0),
             inputSignature: inputSignature, outputSignature: outputSignature)
+        do {
+            warmUpSeconds = settings.warmUp
+                ? try EngineWarmUp.run(engines, encoder: encoder, assembler: assembler, maxBatch: settings.maxBatchSize) : 0
+        } catch {
+            throw ServeError.modelLoadFailed("\(directory.name)/\(directory.version): the engine failed its warm-up run: \(error)")
+        }
         let (modelName, versionString) = (directory.name, String(directory.version))
         let observer = BatcherObserver(
             queueDepthChanged: { metrics.setQueueDepth(model: modelName, version: versionString, depth: $0) },
@@ -80,6 +98,9 @@ public final class ServedModel: Sendable {
             return try assembler.run(inputs, on: instances[instance])
         }
         metrics.setModelLoaded(model: name, version: versionString, precision: precision, loaded: true)
+        if let requestedPrecision {
+            metrics.setPrecisionFallback(model: name, version: versionString, requested: requestedPrecision, served: precision, active: true)
+        }
     }
 
     private static func checkSignature(_ inputs: [ValueInfo], _ outputs: [ValueInfo], card: ModelCard, model: String) throws {
@@ -114,6 +135,9 @@ public final class ServedModel: Sendable {
     public func drain(metrics: ServeMetrics) async {
         await batcher.shutdown()
         metrics.setModelLoaded(model: name, version: versionString, precision: precision, loaded: false)
+        if let requestedPrecision {
+            metrics.setPrecisionFallback(model: name, version: versionString, requested: requestedPrecision, served: precision, active: false)
+        }
         metrics.setQueueDepth(model: name, version: versionString, depth: 0)
     }
 }
