@@ -1,12 +1,13 @@
 import Foundation
 
-/// Makes `kiln serve` run its OpenMP team (oneDNN's GEMMs and Kiln's SIMD kernels) with passive
-/// waiting unless the user chose a policy.
+/// Makes `kiln serve` run any OpenMP team with passive waiting unless the user chose a policy.
 ///
-/// Why: with libgomp's default policy an idle team thread spins for a while before it sleeps. A
-/// server has more runnable threads than cores (NIO event loops, batcher workers, one team per
-/// engine call), so spinning threads steal the cores the request in flight needs; on a busy
-/// 2-core machine single batch-1 calls took ~1 s instead of ~30 ms. Passive waiting fixes that.
+/// Kiln's kernels run on its own ``ComputePool`` and call oneDNN one thread at a time, so no
+/// OpenMP team starts in normal operation; this is the safety net for one that does (a oneDNN
+/// primitive outside Kiln's GEMM wrappers). Why: with libgomp's default policy an idle team
+/// thread spins for a while before it sleeps; a server has more runnable threads than cores, so
+/// spinning threads steal the cores the request in flight needs (on a busy 2-core machine single
+/// batch-1 calls once took ~1 s instead of ~30 ms).
 ///
 /// Why a re-exec: libgomp reads `OMP_WAIT_POLICY` once, in its library constructor, which runs
 /// before `main` (kiln links oneDNN, which links libgomp), so setting the variable in-process is

@@ -94,7 +94,7 @@ struct AVX2GemmKernelTests {
             if backend == .avx2 {
                 #expect(try kernel.implementationName(rows: rows) == "kiln:avx2_sgemm")
                 #expect(kernel.packedWeightsSize == 4 * inputSize * 64)  // 4 panels of 16 columns
-                #expect(kernel.packedWeightBytes.count == kernel.packedWeightsSize)
+                #expect(kernel.packedWeightBuffers.map(\.count) == [kernel.packedWeightsSize])
             }
         }
         #expect(Support.relativeMaxError(outputs[1], outputs[0]) <= 1e-5)

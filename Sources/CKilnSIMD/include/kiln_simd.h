@@ -18,6 +18,19 @@
 extern "C" {
 #endif
 
+/// A spin-wait hint (x86 `pause`, arm64 `yield`) for threads polling a flag: it saves power and
+/// leaves the core's execution resources to a hyper-threaded sibling while the thread waits.
+static inline void kiln_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/// Names the calling thread (shown by top -H, /proc/PID/task/TID/comm; at most 15 bytes kept).
+void kiln_set_thread_name(const char *name);
+
 /// 1 when this build contains the AVX2 kernels (x86-64), 0 elsewhere (the functions below are
 /// then stubs that must not be called).
 int kiln_simd_has_avx2_build(void);

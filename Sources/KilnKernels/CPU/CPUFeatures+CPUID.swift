@@ -10,6 +10,11 @@ extension CPUFeatures {
     /// `avx512dq`, `avx512bw`, `avx512vl`, `avx512_vnni`, `avx512_bf16`, `amx_tile`, `amx_bf16`.
     public static let detected: CPUFeatures = detectWithCPUID()
 
+    /// AVX-512 F, DQ, BW and VL (what oneDNN calls `avx512_core`: its AVX-512 GEMM kernels).
+    public var hasAVX512Core: Bool {
+        flags.isSuperset(of: ["avx512f", "avx512dq", "avx512bw", "avx512vl"])
+    }
+
     /// AVX512_BF16 (`vdpbf16ps`) is usable: the bf16 GEMM path needs it.
     public var hasAVX512BF16: Bool {
         flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512_bf16"])

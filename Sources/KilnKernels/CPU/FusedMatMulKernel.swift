@@ -28,17 +28,22 @@ public enum GemmPrecision: Sendable, Equatable, CustomStringConvertible {
 
 /// Which GEMM implementation an fp32 ``FusedMatMulKernel`` runs on.
 public enum GemmBackend: String, Sendable, CaseIterable {
-    /// oneDNN's matmul primitive (`gemm:jit` for fp32 on AVX2 CPUs; the only choice for bf16).
+    /// oneDNN's matmul primitive, in column slices on Kiln's threads (brgemm on AVX-512 CPUs,
+    /// `gemm:jit` for fp32 on AVX2 ones; the only choice for bf16).
     case oneDNN = "onednn"
     /// Kiln's AVX2+FMA GEMM (``AVX2GemmKernel``): fp32 only, CPUs with AVX2 and FMA.
     case avx2
 
-    /// The backend for `precision` on this CPU: `.avx2` for fp32 when the CPU has AVX2+FMA,
-    /// else `.oneDNN`. `KILN_GEMM=onednn` in the environment forces oneDNN (A/B benchmarks,
-    /// escape hatch); `KILN_GEMM=avx2` is accepted and means the default.
+    /// The backend for `precision` on this CPU: fp32 runs on `.avx2` on CPUs with AVX2+FMA but no
+    /// AVX-512, where Debian's oneDNN 2.6 has only `gemm:jit` (it re-packs W on every call); on
+    /// AVX-512 CPUs oneDNN's brgemm kernels are faster (MiniLM, 2 threads, on a Xeon with
+    /// AVX-512: batch 1 3.1 vs 4.1 ms, batch 16 260 vs 142 seq/s), so everything else runs on
+    /// `.oneDNN`. `KILN_GEMM=onednn|avx2` in the environment forces one (A/B benchmarks, escape
+    /// hatch; `avx2` only where the CPU has it).
     public static func preferred(for precision: GemmPrecision) -> GemmBackend {
         guard precision == .float32, AVX2GemmKernel.isSupported else { return .oneDNN }
-        return environmentChoice ?? .avx2
+        if let environmentChoice { return environmentChoice }
+        return CPUFeatures.detected.hasAVX512Core ? .oneDNN : .avx2
     }
 
     /// `KILN_GEMM`, read once.
@@ -49,9 +54,10 @@ public enum GemmBackend: String, Sendable, CaseIterable {
 }
 
 /// `Y = activation(A·W + bias)` with `W` packed once (at construction): the CPU engine's
-/// ``KilnOperators/fusedMatMul``. fp32 on AVX2+FMA CPUs runs on ``AVX2GemmKernel``
-/// (``GemmBackend/preferred(for:)``); bf16, and fp32 elsewhere or with `KILN_GEMM=onednn`, on
-/// oneDNN's matmul primitive with `W` in the blocked layout oneDNN prefers for this CPU.
+/// ``KilnOperators/fusedMatMul``. fp32 on AVX2+FMA CPUs without AVX-512 runs on
+/// ``AVX2GemmKernel`` (``GemmBackend/preferred(for:)``); bf16, and fp32 elsewhere, on oneDNN's
+/// matmul primitive with `W` in the blocked layout oneDNN prefers for this CPU, cut into column
+/// slices that Kiln's compute pool runs (``OneDNNColumnSlices``).
 ///
 /// Shapes: `A: [rows, inputSize]`, `W: [inputSize, outputSize]`, `bias: [outputSize]`,
 /// `Y: [rows, outputSize]`, all row-major fp32 (`A` may be bf16 for bf16 kernels).
@@ -76,9 +82,8 @@ public final class FusedMatMulKernel: @unchecked Sendable {
     public let backend: GemmBackend
 
     /// Exactly one of these is set, per ``backend``.
-    private let oneDNN: OneDNNWeights?
+    private let oneDNN: OneDNNColumnSlices?
     private let avx2: AVX2GemmKernel?
-    private let cache = MatMulPrimitiveCache()
 
     /// Packs `weights` and prepares the epilogue.
     /// - Parameters:
@@ -92,12 +97,14 @@ public final class FusedMatMulKernel: @unchecked Sendable {
     ///   - name: for error messages.
     ///   - backend: nil for ``GemmBackend/preferred(for:)``; `.avx2` where it cannot run
     ///     (bf16, no AVX2+FMA) falls back to oneDNN.
+    ///   - columnSlices: how many column slices a oneDNN GEMM is cut into at most (nil: the
+    ///     thread count); fewer when `N` is small (see ``OneDNNColumnSlices``).
     /// - Throws: ``KilnError`` for mismatched sizes, bf16 on a CPU without AVX512_BF16, or a
     ///   oneDNN failure.
     public init(
         weights: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?, inputSize: Int, outputSize: Int,
         activation: GemmActivation = .none, precision: GemmPrecision = .float32,
-        engine: CPUEngine = .shared, name: String = "FusedMatMul", backend: GemmBackend? = nil
+        engine: CPUEngine = .shared, name: String = "FusedMatMul", backend: GemmBackend? = nil, columnSlices: Int? = nil
     ) throws {
         try Self.validate(weights: weights, bias: bias, inputSize: inputSize, outputSize: outputSize, precision: precision, name: name)
         let canUseAVX2 = precision == .float32 && AVX2GemmKernel.isSupported
@@ -113,8 +120,11 @@ public final class FusedMatMulKernel: @unchecked Sendable {
             avx2 = AVX2GemmKernel(weights: weights, bias: bias, inputSize: inputSize, outputSize: outputSize, activation: activation)
             oneDNN = nil
         } else {
-            oneDNN = try OneDNNWeights(weights: weights, bias: bias, inputSize: inputSize, outputSize: outputSize,
-                                       activation: activation, precision: precision, engine: engine)
+            oneDNN = try OneDNNColumnSlices(
+                weights: UnsafeRawPointer(weights.baseAddress!), plainType: dnnl_f32, weightType: precision == .float32 ? dnnl_f32 : dnnl_bf16,
+                sourceType: precision == .float32 ? dnnl_f32 : dnnl_bf16, destinationType: dnnl_f32, inputSize: inputSize,
+                outputSize: outputSize, bias: bias?.baseAddress, attributes: try Self.makeAttributes(activation), engine: engine,
+                slices: columnSlices ?? CPUThreading.threadCount)
             avx2 = nil
         }
     }
@@ -123,7 +133,7 @@ public final class FusedMatMulKernel: @unchecked Sendable {
     public convenience init(
         weights: [Float], bias: [Float]?, inputSize: Int, outputSize: Int, activation: GemmActivation = .none,
         precision: GemmPrecision = .float32, engine: CPUEngine = .shared, name: String = "FusedMatMul",
-        backend: GemmBackend? = nil
+        backend: GemmBackend? = nil, columnSlices: Int? = nil
     ) throws {
         // The pointer initializer cannot be delegated to from inside withUnsafeBufferPointer:
         // copy into buffers that outlive the call (construction only, not the hot path).
@@ -138,7 +148,7 @@ public final class FusedMatMulKernel: @unchecked Sendable {
         defer { biasCopy?.deallocate() }
         try self.init(weights: UnsafeBufferPointer(weightCopy), bias: biasCopy.map { UnsafeBufferPointer($0) }, inputSize: inputSize,
                       outputSize: outputSize, activation: activation, precision: precision, engine: engine, name: name,
-                      backend: backend)
+                      backend: backend, columnSlices: columnSlices)
     }
 
     private static func validate(
@@ -156,72 +166,14 @@ public final class FusedMatMulKernel: @unchecked Sendable {
         if precision == .bfloat16 { try CPUFeatures.detected.requireBFloat16(for: "\(KilnOperators.fusedMatMul) '\(name)' in bf16") }
     }
 
-    /// The oneDNN objects an oneDNN-backed kernel owns: packed weights, bias and post-op attributes.
-    private final class OneDNNWeights {
-        let weightsDescriptor: dnnl_memory_desc_t
-        let packedWeights: UnsafeMutableRawPointer
-        let packedWeightsByteCount: Int
-        let weightsMemory: dnnl_memory_t
-        let biasMemory: dnnl_memory_t?
-        let biasStorage: UnsafeMutablePointer<Float>?
-        let attributes: dnnl_primitive_attr_t
-
-        init(
-            weights: UnsafeBufferPointer<Float>, bias: UnsafeBufferPointer<Float>?, inputSize: Int, outputSize: Int,
-            activation: GemmActivation, precision: GemmPrecision, engine: CPUEngine
-        ) throws {
-            attributes = try FusedMatMulKernel.makeAttributes(activation)
-            // Ask oneDNN for its preferred weight layout ("any") for a typical row count; the
-            // layout depends on K, N, the types and the ISA, and every row count reuses it.
-            let weightType = precision == .float32 ? dnnl_f32 : dnnl_bf16
-            let anyWeights = try OneDNN.memoryDescriptor([inputSize, outputSize], weightType, dnnl_format_tag_any)
-            let probe = try FusedMatMulKernel.makePrimitiveDescriptor(
-                rows: 128, inputSize: inputSize, outputSize: outputSize, precision: precision, weights: anyWeights,
-                hasBias: bias != nil, attributes: attributes, engine: engine)
-            defer { dnnl_primitive_desc_destroy(probe) }
-            var packed = dnnl_primitive_desc_query_md(probe, dnnl_query_weights_md, 0)!.pointee
-            weightsDescriptor = packed
-            packedWeightsByteCount = dnnl_memory_desc_get_size(&packed)
-            packedWeights = UnsafeMutableRawPointer.allocate(byteCount: max(packedWeightsByteCount, 64), alignment: 64)
-            var weightsHandle: dnnl_memory_t?
-            try OneDNN.check(dnnl_memory_create(&weightsHandle, &packed, engine.handle, packedWeights), "wrap packed weights")
-            weightsMemory = weightsHandle!
-            try OneDNN.packWeights(UnsafeRawPointer(weights.baseAddress!), rows: inputSize, columns: outputSize, dataType: dnnl_f32, into: weightsMemory, descriptor: packed, engine: engine)
-
-            if let bias {
-                let storage = UnsafeMutablePointer<Float>.allocate(capacity: outputSize)
-                storage.update(from: bias.baseAddress!, count: outputSize)
-                var descriptor = try OneDNN.memoryDescriptor([1, outputSize], dnnl_f32, dnnl_ab)
-                var handle: dnnl_memory_t?
-                try OneDNN.check(dnnl_memory_create(&handle, &descriptor, engine.handle, storage), "wrap the bias")
-                biasStorage = storage
-                biasMemory = handle
-            } else {
-                biasStorage = nil
-                biasMemory = nil
-            }
-        }
-
-        deinit {
-            dnnl_memory_destroy(weightsMemory)
-            if let biasMemory { dnnl_memory_destroy(biasMemory) }
-            biasStorage?.deallocate()
-            packedWeights.deallocate()
-            dnnl_primitive_attr_destroy(attributes)
-        }
-    }
-
-    deinit {
-        cache.destroyAll()
-    }
-
     /// Bytes of the packed weights this kernel holds (what `W` costs in memory once loaded).
-    public var packedWeightsSize: Int { avx2?.packedWeightsSize ?? oneDNN!.packedWeightsByteCount }
+    public var packedWeightsSize: Int { avx2?.packedWeightsSize ?? oneDNN!.packedByteCount }
 
-    /// The packed weights: oneDNN's blocked layout for this CPU, or ``AVX2GemmKernel``'s panels.
-    public var packedWeightBytes: UnsafeRawBufferPointer {
-        if let avx2 { return avx2.packedWeightBytes }
-        return UnsafeRawBufferPointer(start: oneDNN!.packedWeights, count: oneDNN!.packedWeightsByteCount)
+    /// The packed weights: ``AVX2GemmKernel``'s panels, or oneDNN's blocked layout for this CPU,
+    /// one buffer per column slice.
+    public var packedWeightBuffers: [UnsafeRawBufferPointer] {
+        if let avx2 { return [avx2.packedWeightBytes] }
+        return oneDNN!.slices.map { UnsafeRawBufferPointer(start: $0.packedWeights, count: $0.packedByteCount) }
     }
 
     /// Computes `Y = activation(A·W + bias)`.
@@ -260,46 +212,15 @@ public final class FusedMatMulKernel: @unchecked Sendable {
     /// `brg:avx512_core_bf16` or `gemm:jit`.
     public func implementationName(rows: Int) throws -> String {
         if avx2 != nil { return "kiln:avx2_sgemm" }
-        return try primitive(rows: rows).implementation
+        guard rows > 0, let oneDNN else {
+            throw KilnError.invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: "rows must be positive, got \(rows)")
+        }
+        return try oneDNN.implementationName(rows: rows)
     }
 
     private func execute(input: UnsafeRawPointer, rows: Int, output: UnsafeMutablePointer<Float>, stream: CPUStream) throws {
         guard rows > 0, let oneDNN else { return }
-        let entry = try primitive(rows: rows)
-        var sourceDescriptor = entry.sourceDescriptor
-        var destinationDescriptor = entry.destinationDescriptor
-        var source: dnnl_memory_t?
-        var destination: dnnl_memory_t?
-        try OneDNN.check(dnnl_memory_create(&source, &sourceDescriptor, engine.handle, UnsafeMutableRawPointer(mutating: input)), "wrap the input")
-        defer { dnnl_memory_destroy(source) }
-        try OneDNN.check(dnnl_memory_create(&destination, &destinationDescriptor, engine.handle, output), "wrap the output")
-        defer { dnnl_memory_destroy(destination) }
-        CPUThreading.applyOpenMPThreadCount()
-        try OneDNN.execute(
-            entry.primitive, stream: stream, (DNNL_ARG_SRC, source!), (DNNL_ARG_WEIGHTS, oneDNN.weightsMemory),
-            (DNNL_ARG_DST, destination!), oneDNN.biasMemory.map { (DNNL_ARG_BIAS, $0) })
-    }
-
-    private func primitive(rows: Int) throws -> MatMulPrimitiveCache.Entry {
-        guard rows > 0 else {
-            throw KilnError.invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: "rows must be positive, got \(rows)")
-        }
-        guard let oneDNN else {
-            throw KilnError.invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: "no oneDNN primitive: this GEMM runs on \(backend.rawValue)")
-        }
-        return try cache.entry(rows: rows) {
-            let descriptor = try FusedMatMulKernel.makePrimitiveDescriptor(
-                rows: rows, inputSize: inputSize, outputSize: outputSize, precision: precision, weights: oneDNN.weightsDescriptor,
-                hasBias: oneDNN.biasMemory != nil, attributes: oneDNN.attributes, engine: engine)
-            defer { dnnl_primitive_desc_destroy(descriptor) }
-            var primitive: dnnl_primitive_t?
-            try OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "create a matmul primitive")
-            return MatMulPrimitiveCache.Entry(
-                primitive: primitive!,
-                sourceDescriptor: dnnl_primitive_desc_query_md(descriptor, dnnl_query_src_md, 0)!.pointee,
-                destinationDescriptor: dnnl_primitive_desc_query_md(descriptor, dnnl_query_dst_md, 0)!.pointee,
-                implementation: OneDNN.implementationName(descriptor))
-        }
+        try oneDNN.run(source: input, rows: rows, destination: UnsafeMutableRawPointer(output))
     }
 
     private static func makeAttributes(_ activation: GemmActivation) throws -> dnnl_primitive_attr_t {
@@ -321,27 +242,5 @@ public final class FusedMatMulKernel: @unchecked Sendable {
             try OneDNN.check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "set post-ops")
         }
         return attributes!
-    }
-
-    private static func makePrimitiveDescriptor(
-        rows: Int, inputSize: Int, outputSize: Int, precision: GemmPrecision, weights: dnnl_memory_desc_t,
-        hasBias: Bool, attributes: dnnl_primitive_attr_t, engine: CPUEngine
-    ) throws -> dnnl_primitive_desc_t {
-        let sourceType = precision == .float32 ? dnnl_f32 : dnnl_bf16
-        var source = try OneDNN.memoryDescriptor([rows, inputSize], sourceType, dnnl_ab)
-        var weights = weights
-        var bias = try OneDNN.memoryDescriptor([1, outputSize], dnnl_f32, dnnl_ab)
-        var destination = try OneDNN.memoryDescriptor([rows, outputSize], dnnl_f32, dnnl_ab)
-        var operation = dnnl_matmul_desc_t()
-        if hasBias {
-            try OneDNN.check(dnnl_matmul_desc_init(&operation, &source, &weights, &bias, &destination), "describe a matmul")
-        } else {
-            try OneDNN.check(dnnl_matmul_desc_init(&operation, &source, &weights, nil, &destination), "describe a matmul")
-        }
-        var descriptor: dnnl_primitive_desc_t?
-        try OneDNN.check(
-            dnnl_primitive_desc_create(&descriptor, &operation, attributes, engine.handle, nil),
-            "create a \(precision) matmul [\(rows), \(inputSize)]×[\(inputSize), \(outputSize)]")
-        return descriptor!
     }
 }

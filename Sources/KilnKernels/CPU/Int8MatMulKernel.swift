@@ -38,16 +38,14 @@ public final class Int8MatMulKernel: @unchecked Sendable {
     /// The element-wise kernels' instruction set (quantize, epilogue, activation).
     public let isa: KernelISA
 
-    private let weightsMemory: dnnl_memory_t
-    private let weightsDescriptor: dnnl_memory_desc_t
-    private let packedWeights: UnsafeMutableRawPointer
+    /// The u8 × s8 → s32 GEMM, in column slices (their epilogues run on the slice's thread).
+    private let gemm: OneDNNColumnSlices
     /// `outputSize` floats, or nil.
     private let bias: UnsafeMutablePointer<Float>?
     /// `-128·Σ_k Wq[k, n]`: the u8 shift's contribution to each column, removed exactly in int32.
     private let compensation: UnsafeMutablePointer<Int32>
     /// `s_a·s_w[n]` for static kernels.
     private let staticScales: [Float]
-    private let cache = MatMulPrimitiveCache()
 
     /// Builds the kernel from already-quantized weights (what a plan stores).
     /// - Parameters:
@@ -56,11 +54,12 @@ public final class Int8MatMulKernel: @unchecked Sendable {
     ///   - bias: `outputSize` floats or nil.
     ///   - inputScale: the static activation scale, or nil for dynamic.
     ///   - isa: the element-wise kernels' instruction set (tests run both).
+    ///   - columnSlices: how many column slices the GEMM is cut into at most (nil: the thread count).
     /// - Throws: ``KilnError`` on mismatched sizes, levels outside ±63 or a oneDNN failure.
     public init(
         quantizedWeights: [Int8], weightScales: [Float], bias: [Float]?, inputSize: Int, outputSize: Int,
         activation: GemmActivation = .none, inputScale: Float? = nil, engine: CPUEngine = .shared, name: String = "FusedMatMul",
-        isa: KernelISA = .detected
+        isa: KernelISA = .detected, columnSlices: Int? = nil
     ) throws {
         func failure(_ message: String) -> KilnError {
             .invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: message)
@@ -93,20 +92,11 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         }
         staticScales = weightScales.map { (inputScale ?? 1) * $0 }
 
-        let anyWeights = try OneDNN.memoryDescriptor([inputSize, outputSize], dnnl_s8, dnnl_format_tag_any)
-        let probe = try Int8MatMulKernel.makePrimitiveDescriptor(
-            rows: 128, inputSize: inputSize, outputSize: outputSize, weights: anyWeights, engine: engine)
-        defer { dnnl_primitive_desc_destroy(probe) }
-        var packed = dnnl_primitive_desc_query_md(probe, dnnl_query_weights_md, 0)!.pointee
-        weightsDescriptor = packed
-        let byteCount = dnnl_memory_desc_get_size(&packed)
-        packedWeights = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
-        var weightsHandle: dnnl_memory_t?
-        try OneDNN.check(dnnl_memory_create(&weightsHandle, &packed, engine.handle, packedWeights), "wrap packed int8 weights")
-        let packedMemory = weightsHandle!
-        weightsMemory = packedMemory
-        try quantizedWeights.withUnsafeBufferPointer { plain in
-            try OneDNN.packWeights(UnsafeRawPointer(plain.baseAddress!), rows: inputSize, columns: outputSize, dataType: dnnl_s8, into: packedMemory, descriptor: packed, engine: engine)
+        gemm = try quantizedWeights.withUnsafeBufferPointer { plain in
+            try OneDNNColumnSlices(
+                weights: UnsafeRawPointer(plain.baseAddress!), plainType: dnnl_s8, weightType: dnnl_s8, sourceType: dnnl_u8,
+                destinationType: dnnl_s32, inputSize: inputSize, outputSize: outputSize, bias: nil, attributes: nil,
+                engine: engine, slices: columnSlices ?? CPUThreading.threadCount)
         }
     }
 
@@ -114,7 +104,8 @@ public final class Int8MatMulKernel: @unchecked Sendable {
     /// plans store the levels and use the other initializer).
     public convenience init(
         weights: [Float], bias: [Float]?, inputSize: Int, outputSize: Int, activation: GemmActivation = .none,
-        inputScale: Float? = nil, engine: CPUEngine = .shared, name: String = "FusedMatMul", isa: KernelISA = .detected
+        inputScale: Float? = nil, engine: CPUEngine = .shared, name: String = "FusedMatMul", isa: KernelISA = .detected,
+        columnSlices: Int? = nil
     ) throws {
         guard weights.count == inputSize * outputSize else {
             throw KilnError.invalidNode(node: name, opType: KilnOperators.fusedMatMul, message: "weights hold \(weights.count) values, expected \(inputSize * outputSize)")
@@ -125,19 +116,16 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         }
         try self.init(
             quantizedWeights: levels, weightScales: scales, bias: bias, inputSize: inputSize, outputSize: outputSize,
-            activation: activation, inputScale: inputScale, engine: engine, name: name, isa: isa)
+            activation: activation, inputScale: inputScale, engine: engine, name: name, isa: isa, columnSlices: columnSlices)
     }
 
     deinit {
-        cache.destroyAll()
-        dnnl_memory_destroy(weightsMemory)
-        packedWeights.deallocate()
         bias?.deallocate()
         compensation.deallocate()
     }
 
     /// The oneDNN implementation picked for `rows` (e.g. `gemm:jit` on AVX2).
-    public func implementationName(rows: Int) throws -> String { try primitive(rows: rows).implementation }
+    public func implementationName(rows: Int) throws -> String { try gemm.implementationName(rows: rows) }
 
     /// Computes `Y` for `rows` rows of fp32 `input`; `output` gets `rows × outputSize` fp32 values
     /// (it must not overlap `input`).
@@ -148,14 +136,18 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { levels in
             quantize(input, rows: rows, scale: scale, into: levels.baseAddress!)
             let accumulators = UnsafeMutableRawPointer(output).bindMemory(to: Int32.self, capacity: rows * outputSize)
-            try execute(levels.baseAddress!, rows: rows, accumulators: accumulators, stream: stream)
-            // The int32 sums sit in `output`; convert them in place (Int32 and Float are both 4 bytes).
             let scales = inputScale != nil ? staticScales : weightScales.map { scale * $0 }
-            scales.withUnsafeBufferPointer { epilogue(accumulators, rows: rows, scales: $0.baseAddress!, output: output) }
+            // Each slice's int32 sums sit in its columns of `output`; its thread converts them in
+            // place right after its GEMM (Int32 and Float are both 4 bytes).
+            try scales.withUnsafeBufferPointer { scales in
+                try gemm.run(source: UnsafeRawPointer(levels.baseAddress!), rows: rows, destination: UnsafeMutableRawPointer(output)) { columns in
+                    self.epilogue(accumulators, rows: rows, columns: columns, scales: scales.baseAddress!, output: output)
+                }
+            }
         }
     }
 
-    /// The dynamic scale's max-abs, chunks of rows on the OpenMP team.
+    /// The dynamic scale's max-abs, chunks of rows on the compute pool.
     private func absMax(_ input: UnsafePointer<Float>, count: Int) -> Float {
         let chunks = max(1, min(CPUThreading.threadCount, count / 16384))
         var partial = [Float](repeating: 0, count: chunks)
@@ -178,21 +170,22 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         }
     }
 
-    /// Dequantization, bias and activation over blocks of rows, in place. GELU runs inside the
-    /// dequantization, row by row while the row is in L1 (one pass over the output, not two).
-    private func epilogue(_ accumulators: UnsafeMutablePointer<Int32>, rows: Int, scales: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        let columns = outputSize
+    /// Dequantization, bias and activation of one column slice, row by row, in place. GELU runs
+    /// inside the dequantization while the row is in L1 (one pass over the output, not two).
+    private func epilogue(_ accumulators: UnsafeMutablePointer<Int32>, rows: Int, columns: Range<Int>, scales: UnsafePointer<Float>,
+                          output: UnsafeMutablePointer<Float>) {
         let gelu: GeluKernel.Approximation? = switch activation {
         case .gelu: GeluKernel.Approximation.none
         case .geluTanh: .tanh
         default: nil
         }
-        CPUThreading.parallelFor(rows, minimumChunk: max(1, 4096 / columns)) { range in
-            let start = range.lowerBound * columns
+        let first = columns.lowerBound
+        for row in 0..<rows {
+            let start = row * outputSize + first
             Int8RowKernels.dequantize(
-                accumulators + start, into: output + start, rows: range.count, columns: columns,
-                compensation: compensation, scales: scales, bias: bias, gelu: gelu, isa: isa)
-            if gelu == nil { activate(output + start, count: range.count * columns) }
+                accumulators + start, into: output + start, rows: 1, columns: columns.count,
+                compensation: compensation + first, scales: scales + first, bias: bias.map { $0 + first }, gelu: gelu, isa: isa)
+            if gelu == nil { activate(output + start, count: columns.count) }
         }
     }
 
@@ -203,50 +196,5 @@ public final class Int8MatMulKernel: @unchecked Sendable {
         case .relu: for index in 0..<count { values[index] = max(values[index], 0) }
         case .tanh: for index in 0..<count { values[index] = Foundation.tanh(values[index]) }
         }
-    }
-
-    private func execute(_ input: UnsafeMutablePointer<UInt8>, rows: Int, accumulators: UnsafeMutablePointer<Int32>, stream: CPUStream) throws {
-        let entry = try primitive(rows: rows)
-        var sourceDescriptor = entry.sourceDescriptor
-        var destinationDescriptor = entry.destinationDescriptor
-        var source: dnnl_memory_t?, destination: dnnl_memory_t?
-        try OneDNN.check(dnnl_memory_create(&source, &sourceDescriptor, engine.handle, input), "wrap the u8 input")
-        defer { dnnl_memory_destroy(source) }
-        try OneDNN.check(dnnl_memory_create(&destination, &destinationDescriptor, engine.handle, accumulators), "wrap the int32 output")
-        defer { dnnl_memory_destroy(destination) }
-        CPUThreading.applyOpenMPThreadCount()
-        try OneDNN.execute(entry.primitive, stream: stream, (DNNL_ARG_SRC, source!), (DNNL_ARG_WEIGHTS, weightsMemory), (DNNL_ARG_DST, destination!))
-    }
-
-    private func primitive(rows: Int) throws -> MatMulPrimitiveCache.Entry {
-        try cache.entry(rows: rows) {
-            let descriptor = try Int8MatMulKernel.makePrimitiveDescriptor(
-                rows: rows, inputSize: inputSize, outputSize: outputSize, weights: weightsDescriptor, engine: engine)
-            defer { dnnl_primitive_desc_destroy(descriptor) }
-            var primitive: dnnl_primitive_t?
-            try OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "create an int8 matmul primitive")
-            return MatMulPrimitiveCache.Entry(
-                primitive: primitive!,
-                sourceDescriptor: dnnl_primitive_desc_query_md(descriptor, dnnl_query_src_md, 0)!.pointee,
-                destinationDescriptor: dnnl_primitive_desc_query_md(descriptor, dnnl_query_dst_md, 0)!.pointee,
-                implementation: OneDNN.implementationName(descriptor))
-        }
-    }
-
-    /// u8 `[rows, K]` × s8 `[K, N]` → s32 `[rows, N]`, no attributes: the plain integer GEMM
-    /// (scales, bias and activation are the epilogue's).
-    private static func makePrimitiveDescriptor(
-        rows: Int, inputSize: Int, outputSize: Int, weights: dnnl_memory_desc_t, engine: CPUEngine
-    ) throws -> dnnl_primitive_desc_t {
-        var source = try OneDNN.memoryDescriptor([rows, inputSize], dnnl_u8, dnnl_ab)
-        var weights = weights
-        var destination = try OneDNN.memoryDescriptor([rows, outputSize], dnnl_s32, dnnl_ab)
-        var operation = dnnl_matmul_desc_t()
-        try OneDNN.check(dnnl_matmul_desc_init(&operation, &source, &weights, nil, &destination), "describe an int8 matmul")
-        var descriptor: dnnl_primitive_desc_t?
-        try OneDNN.check(
-            dnnl_primitive_desc_create(&descriptor, &operation, nil, engine.handle, nil),
-            "create an int8 matmul [\(rows), \(inputSize)]×[\(inputSize), \(outputSize)]")
-        return descriptor!
     }
 }

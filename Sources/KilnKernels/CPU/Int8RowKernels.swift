@@ -7,7 +7,7 @@ import KilnCore
 /// bit with ``Int8Quantization/quantize(_:count:scale:into:)`` plus 128 (quantize) and to fp32
 /// rounding with the double epilogue of ``Int8MatMulReference`` (dequantize).
 ///
-/// Single-threaded row functions: ``Int8MatMulKernel`` spreads rows over the OpenMP team.
+/// Single-threaded row functions: ``Int8MatMulKernel`` runs them per row or column slice on ``ComputePool``.
 public enum Int8RowKernels {
     /// `out[i] = level(x[i] / scale) + 128`, levels rounded half to even and clamped to ±127
     /// (NaN → 0): the s8 level shifted into u8.

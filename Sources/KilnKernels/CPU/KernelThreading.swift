@@ -5,18 +5,17 @@ import Darwin
 #endif
 import Dispatch
 
-/// How many threads the CPU kernels use, for both runtimes underneath them:
+/// How many threads the CPU kernels use, and the threads they run on.
 ///
-/// - oneDNN (Debian's build) runs GEMMs on **OpenMP** (libgomp). OpenMP's thread count is a
-///   per-thread setting, so ``FusedMatMulKernel`` applies ``CPUThreading/gemmThreadCount`` on
-///   the calling thread before every execution (a store into libgomp, nanoseconds).
-/// - The SIMD kernels spread rows, or (sequence, head) pairs, over
-///   ``CPUThreading/parallelFor(_:width:minimumChunk:_:)``, which runs them on the **same**
-///   OpenMP thread team (`GOMP_parallel`, found at run time) when libgomp is loaded, and on
-///   Dispatch's worker pool otherwise. One team matters: after a GEMM, OpenMP's workers spin
-///   for a while waiting for the next parallel region; a second pool (Dispatch) started then
-///   fights them for the cores, and on a busy 2-core machine a layer's small kernels could
-///   take a scheduler time slice each instead of microseconds.
+/// - Kiln's kernels (the GEMMs on packed weights, LayerNorm, softmax, GELU, attention,
+///   embeddings) spread rows, panels or (sequence, head) pairs over
+///   ``CPUThreading/parallelFor(_:width:minimumChunk:_:)``, which runs them on ``ComputePool``:
+///   one set of worker threads for the process, awake for a short time after each job and
+///   asleep otherwise (see there why not OpenMP's teams).
+/// - oneDNN (Debian's build) runs on **OpenMP** (libgomp). Its GEMMs are cut into column slices
+///   that the pool runs, each slice a one-thread oneDNN call
+///   (``CPUThreading/runOneDNNSequentially()``), so OpenMP never starts a team of its own and
+///   the two runtimes never fight for the cores.
 ///
 /// The default for both is the number of online CPUs; set `KILN_NUM_THREADS` (or
 /// `OMP_NUM_THREADS`) in the environment, or call ``configure(threadCount:)``.
@@ -35,11 +34,17 @@ public enum CPUThreading {
         state.threadCount = max(1, threadCount)
     }
 
-    /// Sets OpenMP's thread count for parallel regions started from the calling thread.
-    static func applyOpenMPThreadCount() {
-        if let setNumThreads = OpenMP.setNumThreads {
-            setNumThreads(Int32(state.threadCount))
-        }
+    /// Makes oneDNN calls from the calling thread run on that thread alone (OpenMP's thread count
+    /// is a per-thread setting; a store into libgomp, nanoseconds). Kiln parallelizes oneDNN's
+    /// GEMMs itself, by column slices on ``ComputePool``.
+    static func runOneDNNSequentially() {
+        if let setNumThreads = OpenMP.setNumThreads { setNumThreads(1) }
+    }
+
+    /// Wakes the pool's sleeping workers ahead of parallel work (an engine calls this when a run
+    /// starts, so its first parallel region does not wait for a thread to wake up).
+    public static func prepareForParallelWork() {
+        if state.threadCount > 1 { ComputePool.shared.prepare() }
     }
 
     /// Runs `body(chunkRange)` over `0..<count` split into at most `width` contiguous chunks,
@@ -70,22 +75,8 @@ public enum CPUThreading {
             body(0, 1)
             return
         }
-        if OpenMP.team != nil {
-            OpenMP.run(chunks, body)
-            return
-        }
-        withoutActuallyEscaping(body) { body in
-            let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in shared.value(chunk, chunks) }
-        }
+        ComputePool.shared.run(chunks, width: state.threadCount, body)
     }
-}
-
-/// Hands a closure to Dispatch's workers. Safe because `parallelFor`/`parallelChunks` wait for
-/// every chunk before returning and document that chunks must touch disjoint state.
-private struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }
 
 /// The thread count, readable from any thread.
@@ -116,49 +107,8 @@ enum OpenMP {
     typealias SetNumThreads = @convention(c) (Int32) -> Void
     typealias GetMaxThreads = @convention(c) () -> Int32
 
-    typealias Parallel = @convention(c) (@convention(c) (UnsafeMutableRawPointer?) -> Void, UnsafeMutableRawPointer?, UInt32, UInt32) -> Void
-    typealias ThreadQuery = @convention(c) () -> Int32
-
     static let setNumThreads: SetNumThreads? = symbol("omp_set_num_threads", as: SetNumThreads.self)
     static let getMaxThreads: GetMaxThreads? = symbol("omp_get_max_threads", as: GetMaxThreads.self)
-    /// libgomp's team entry points: `GOMP_parallel(fn, data, num_threads, flags)` (what
-    /// `#pragma omp parallel` compiles to) and the member's number and team size; nil when
-    /// libgomp is not loaded.
-    static let team: (parallel: Parallel, threadNumber: ThreadQuery, teamSize: ThreadQuery)? = {
-        guard let parallel = symbol("GOMP_parallel", as: Parallel.self),
-              let threadNumber = symbol("omp_get_thread_num", as: ThreadQuery.self),
-              let teamSize = symbol("omp_get_num_threads", as: ThreadQuery.self)
-        else { return nil }
-        return (parallel, threadNumber, teamSize)
-    }()
-
-    /// What a team member needs: the body and the number of chunks.
-    private struct Region {
-        let body: (Int, Int) -> Void
-        let chunks: Int
-    }
-
-    /// Runs `body(chunk, chunks)` for every chunk on an OpenMP team of up to `chunks` threads
-    /// (the calling thread included). The team may be smaller than asked (nested regions run
-    /// with one thread), so each member takes every team-size-th chunk: every chunk runs once.
-    static func run(_ chunks: Int, _ body: (Int, Int) -> Void) {
-        guard let team else { preconditionFailure("OpenMP.run without libgomp") }
-        withoutActuallyEscaping(body) { body in
-            var region = Region(body: body, chunks: chunks)
-            withUnsafeMutablePointer(to: &region) { pointer in
-                team.parallel({ raw in
-                    let region = raw!.assumingMemoryBound(to: Region.self).pointee
-                    let entry = OpenMP.team!
-                    let members = max(1, Int(entry.teamSize()))
-                    var chunk = Int(entry.threadNumber())
-                    while chunk < region.chunks {
-                        region.body(chunk, region.chunks)
-                        chunk += members
-                    }
-                }, UnsafeMutableRawPointer(pointer), UInt32(chunks), 0)
-            }
-        }
-    }
 
     private static func symbol<T>(_ name: String, as type: T.Type) -> T? {
         let handle = dlopen(nil, RTLD_NOW) ?? dlopen("libgomp.so.1", RTLD_NOW)

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CDNNL
 import Foundation
 import KilnCore
@@ -38,6 +43,28 @@ public final class CPUStream: @unchecked Sendable {
         handle = stream!
         self.engine = engine
     }
+
+    /// The calling thread's stream on `engine`, created on first use and kept for the thread's
+    /// life (column slices of a GEMM run on the pool's threads, one stream each).
+    static func threadLocal(engine: CPUEngine) throws -> CPUStream {
+        if let raw = pthread_getspecific(threadLocalKey) {
+            let stream = Unmanaged<CPUStream>.fromOpaque(raw).takeUnretainedValue()
+            if stream.engine === engine { return stream }
+            Unmanaged<CPUStream>.fromOpaque(raw).release()
+        }
+        let stream = try CPUStream(engine: engine)
+        pthread_setspecific(threadLocalKey, Unmanaged.passRetained(stream).toOpaque())
+        return stream
+    }
+
+    /// The key of ``threadLocal(engine:)``; its destructor releases a thread's stream when the thread ends.
+    private static let threadLocalKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { raw in
+            if let raw { Unmanaged<CPUStream>.fromOpaque(raw).release() }
+        }
+        return key
+    }()
 
     /// A bf16 buffer of at least `count` elements, grown (rarely) and reused.
     func bfloat16Buffer(count: Int) -> UnsafeMutablePointer<UInt16> {
@@ -80,6 +107,21 @@ enum OneDNN {
         let dims64 = dims.map { Int64($0) }
         try dims64.withUnsafeBufferPointer { buffer in
             try check(dnnl_memory_desc_init_by_tag(&descriptor, Int32(dims.count), buffer.baseAddress, dataType, tag), "describe a \(dims) tensor")
+        }
+        return descriptor
+    }
+
+    /// A 2-D (or n-D) plain descriptor with explicit strides in elements, e.g. a column slice of
+    /// a wider row-major matrix (`strides: [fullWidth, 1]`).
+    static func stridedDescriptor(_ dims: [Int], _ dataType: dnnl_data_type_t, strides: [Int]) throws -> dnnl_memory_desc_t {
+        var descriptor = dnnl_memory_desc_t()
+        let dims64 = dims.map { Int64($0) }
+        let strides64 = strides.map { Int64($0) }
+        try dims64.withUnsafeBufferPointer { dimsBuffer in
+            try strides64.withUnsafeBufferPointer { stridesBuffer in
+                try check(dnnl_memory_desc_init_by_strides(&descriptor, Int32(dims.count), dimsBuffer.baseAddress, dataType, stridesBuffer.baseAddress),
+                          "describe a \(dims) tensor with strides \(strides)")
+            }
         }
         return descriptor
     }
@@ -137,13 +179,14 @@ extension OneDNN {
         try check(dnnl_primitive_create(&reorder, reorderDescriptor), "create the weight packing")
         defer { dnnl_primitive_destroy(reorder) }
         let stream = try CPUStream(engine: engine)
-        CPUThreading.applyOpenMPThreadCount()
+        // One thread, like every oneDNN call in Kiln: no OpenMP team is ever started.
+        CPUThreading.runOneDNNSequentially()
         try execute(reorder!, stream: stream, (DNNL_ARG_FROM, plainMemory!), (DNNL_ARG_TO, packed))
     }
 }
 
-/// Matmul primitives by row count, created on first use (oneDNN primitives are shape-specific;
-/// the row count is the only dimension that varies per call).
+/// Matmul primitives by shape key (the row count, and for column slices the slice width),
+/// created on first use: oneDNN primitives are shape-specific.
 final class MatMulPrimitiveCache: @unchecked Sendable {
     struct Entry {
         let primitive: dnnl_primitive_t
@@ -155,12 +198,12 @@ final class MatMulPrimitiveCache: @unchecked Sendable {
     private var entries: [Int: Entry] = [:]
     private let lock = NSLock()
 
-    func entry(rows: Int, create: () throws -> Entry) throws -> Entry {
+    func entry(key: Int, create: () throws -> Entry) throws -> Entry {
         lock.lock()
         defer { lock.unlock() }
-        if let entry = entries[rows] { return entry }
+        if let entry = entries[key] { return entry }
         let entry = try create()
-        entries[rows] = entry
+        entries[key] = entry
         return entry
     }
 

@@ -118,6 +118,9 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     /// as the padded run (within float rounding); per-token outputs hold 0 at padding positions.
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
         try InputValidator.validate(inputs, against: graph.inputs)
+        // Input checks and packing take tens of microseconds: enough for sleeping pool workers
+        // to be polling by the first GEMM.
+        CPUThreading.prepareForParallelWork()
         let opset = graph.opset
         return try contexts.withContext { context in
             if usesPackedExecution, let packing, let mask = inputs[packing.maskInput], let batch = PackedBatch(mask: mask),
