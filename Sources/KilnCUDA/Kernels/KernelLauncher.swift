@@ -59,11 +59,18 @@ struct KernelLauncher {
     func layerNorm(x: kcu_deviceptr, skip: kcu_deviceptr, bias: kcu_deviceptr, gamma: kcu_deviceptr, beta: kcu_deviceptr,
                    output: kcu_deviceptr, output32: kcu_deviceptr = 0, sumOutput: kcu_deviceptr, rows: Int, width: Int, epsilon: Float) throws {
         let aligned = [x, skip, output, sumOutput].allSatisfy { $0 % 4 == 0 }
+        let arguments: [KernelArgument] = [
+            .pointer(x), .pointer(skip), .pointer(bias), .pointer(gamma), .pointer(beta), .pointer(output),
+            .pointer(output32), .pointer(sumOutput), .int32(Int32(rows)), .int32(Int32(width)), .float(epsilon)]
         if KernelSource.warpLayerNormFits(width: width) && aligned {
-            // One warp per row, 8 rows per block.
-            try launch("kiln_layer_norm_warp", grid: ((rows + 7) / 8, 1, 1), block: 256,
-                       [.pointer(x), .pointer(skip), .pointer(bias), .pointer(gamma), .pointer(beta), .pointer(output),
-                        .pointer(output32), .pointer(sumOutput), .int32(Int32(rows)), .int32(Int32(width)), .float(epsilon)])
+            // A few rows (batch 1-16 at seq 32): latency-bound, so one row per block (the rows
+            // spread over as many SMs) and every load issued up front (8-byte fp32 pairs). Many
+            // rows: 8 rows per block, fewer registers.
+            if rows <= KernelSource.layerNormSpreadRows && [bias, gamma, beta, output32].allSatisfy({ $0 % 8 == 0 }) {
+                try launch("kiln_layer_norm_warp_prefetch", grid: (rows, 1, 1), block: 32, arguments)
+            } else {
+                try launch("kiln_layer_norm_warp", grid: ((rows + 7) / 8, 1, 1), block: 256, arguments)
+            }
             return
         }
         try launch("kiln_layer_norm", grid: (rows, 1, 1), block: KernelSource.layerNormThreads, shared: width * 4,
