@@ -36,6 +36,11 @@ public struct CUDAEngineOptions: Sendable {
     /// enough work (KernelSource.tensorCoreAttentionPays); KILN_CUDA_ATTENTION=simt keeps the
     /// fp32 SIMT kernel everywhere (for comparisons).
     public var tensorCoreAttention = ProcessInfo.processInfo.environment["KILN_CUDA_ATTENTION"] != "simt"
+    /// Kiln's skinny GEMM (KernelSource `kiln_gemm_skinny`) for fp16 GEMMs of up to 64 rows
+    /// instead of cuBLASLt, with bias and activation fused (keeps a transposed copy of those
+    /// weights: +1x fp16 weight memory). Experimental: correct on the shipped models but slower
+    /// than cuBLASLt so far (see SkinnyGemm.swift); KILN_CUDA_SKINNY_GEMM=1 turns it on.
+    public var skinnyGemm = ProcessInfo.processInfo.environment["KILN_CUDA_SKINNY_GEMM"] == "1"
 
     public init(deviceOrdinal: Int = 0, maxBatch: Int = 16, maxSequence: Int = 128, useGraphs: Bool = true, autotune: Bool = true,
                 bucketShapes: Bool = true) {
@@ -64,6 +69,7 @@ public final class CUDAEngine: @unchecked Sendable {
     private let steps: [CUDAStep]
     private let module: KernelModule
     private let gemm: CuBLASLtGemm
+    private let skinny: SkinnyGemmWorkspace?
     private let hostEvaluator: HostEvaluator
     private let wantsF32: Set<String>
     private let maxAttentionSequence: Int
@@ -110,7 +116,8 @@ public final class CUDAEngine: @unchecked Sendable {
         try checkDriver(kcu_func_set_attribute(module.function("kiln_attention"), 8, Int32(limit)), "cuFuncSetAttribute")  // MAX_DYNAMIC_SHARED_SIZE_BYTES
         let nodes = try graph.topologicallySorted()
         let stream = context.stream
-        steps = try nodes.map { try CUDAStep.bind($0, graph: graph, stream: stream) }
+        steps = try nodes.map { try CUDAStep.bind($0, graph: graph, stream: stream, transposedWeights: options.skinnyGemm) }
+        skinny = options.skinnyGemm ? try SkinnyGemmWorkspace(multiprocessors: context.device.multiprocessors, stream: stream) : nil
         wantsF32 = try Self.float32Values(steps, graph: graph, stream: stream)
         var placement: [String: (gpu: Int, host: Int)] = [:]
         for step in steps {
@@ -212,6 +219,7 @@ public final class CUDAEngine: @unchecked Sendable {
             initializers: graph.initializers)
         executor.profile = profile
         executor.geluInEpilogue = options.geluInEpilogue
+        executor.skinny = skinny
         for info in graph.inputs {
             guard let tensor = inputs[info.name] else { throw KilnError.invalidInput("missing input \(info.name)") }
             executor.values[info.name] = .host(tensor)

@@ -24,6 +24,8 @@ final class CUDAExecutor {
     let maxAttentionSequence: Int
     /// Run erf-GELU GEMMs with cuBLASLt's tanh-GELU epilogue (one kernel instead of two).
     var geluInEpilogue = false
+    /// The skinny GEMM's workspace when the engine uses it (fp16 GEMMs of up to 64 rows).
+    var skinny: SkinnyGemmWorkspace?
     let initializers: [String: Tensor]
     /// Index of the step that first needed a download (ends the capturable prefix).
     private(set) var firstDownloadStep: Int?
@@ -112,6 +114,14 @@ final class CUDAExecutor {
         var a = try deviceHalf(node.inputs[0], allowStrided: true)
         guard a.width == w.k, a.rows > 0 else { return false }
         if a.rank > 2 && !a.isContiguous { a = try contiguous(a) }
+        if !outF32, let skinny, let weightsT = w.weightsT, let activation = Int8GemmWeights.activationCodes[w.activation],
+           SkinnyGemmWorkspace.fits(rows: a.rows, n: w.n, k: w.k, lda: a.rowStride), a.address % 4 == 0 {
+            let out = try allocate(Array(a.shape.dropLast()) + [w.n], .f16)
+            try launcher.skinnyGemm(input: a.address, lda: a.rowStride, weightsT: weightsT.address, bias: w.bias16?.address ?? 0,
+                                    output: out.address, rows: a.rows, n: w.n, k: w.k, activation: Int32(activation), workspace: skinny)
+            values[node.outputs[0]] = .device(out)
+            return true
+        }
         // erf GELU: a separate bias+GELU kernel, or (geluInEpilogue) cuBLASLt's tanh-form GELU
         // epilogue, which differs from erf GELU by < 5e-4, under fp16 rounding of its inputs.
         let tanhEpilogue = w.activation == "gelu" && geluInEpilogue && w.bias16 != nil && !outF32

@@ -17,6 +17,8 @@ final class GemmWeights {
     let activation: String
     /// fp32 copy of the weights for GEMMs that produce fp32 head outputs (set at engine build).
     var weights32: DeviceBuffer?
+    /// Wᵀ, fp16 [N, K], for the skinny GEMM (few rows); nil when it is off or the shape does not fit.
+    var weightsT: DeviceBuffer?
     /// The fp32 weights, kept until the engine decides which GEMMs are heads.
     var hostWeights: [Float]?
 
@@ -84,12 +86,13 @@ struct CUDAStep {
         return true
     }
 
-    /// Binds `node`, uploading its constants on `stream`.
-    static func bind(_ node: Node, graph: Graph, stream: kcu_stream) throws -> CUDAStep {
-        CUDAStep(node: node, kind: try kind(for: node, graph: graph, stream: stream) ?? .host)
+    /// Binds `node`, uploading its constants on `stream` (and, with `transposedWeights`, Wᵀ of
+    /// fp16 GEMMs the skinny kernel can take).
+    static func bind(_ node: Node, graph: Graph, stream: kcu_stream, transposedWeights: Bool = false) throws -> CUDAStep {
+        CUDAStep(node: node, kind: try kind(for: node, graph: graph, stream: stream, transposedWeights: transposedWeights) ?? .host)
     }
 
-    private static func kind(for node: Node, graph: Graph, stream: kcu_stream) throws -> CUDAStepKind? {
+    private static func kind(for node: Node, graph: Graph, stream: kcu_stream, transposedWeights: Bool) throws -> CUDAStepKind? {
         let constants = graph.initializers
         func constant(_ index: Int) -> Tensor? {
             index < node.inputs.count && !node.inputs[index].isEmpty ? constants[node.inputs[index]] : nil
@@ -106,10 +109,15 @@ struct CUDAStep {
                 let activation = try node.string("activation", default: "none")
                 guard ["none", "gelu", "gelu_tanh", "relu"].contains(activation) else { return nil }
                 if activation == "relu" && bias == nil { return nil }
-                return .gemm(GemmWeights(
+                let weights = GemmWeights(
                     weights: try upload16(w.floats, stream: stream), bias16: try bias.map { try upload16($0.floats, stream: stream) },
                     bias32: try bias.map { try upload32($0.floats, stream: stream) }, k: w.shape[0], n: w.shape[1], activation: activation,
-                    hostWeights: w.floats))
+                    hostWeights: w.floats)
+                let (k, n) = (w.shape[0], w.shape[1])
+                if transposedWeights && SkinnyGemmWorkspace.fits(rows: 1, n: n, k: k, lda: k) {
+                    weights.weightsT = try upload16(transposed(w.floats, rows: k, columns: n), stream: stream)
+                }
+                return .gemm(weights)
             case KilnOperators.attention:
                 let heads = Int(try node.int("num_heads", default: 0))
                 guard heads > 0 else { return nil }
@@ -169,6 +177,15 @@ struct CUDAStep {
         return .int8Gemm(Int8GemmWeights(
             levels: levels, multipliers: try upload32(scales.floats.map { $0 * inputScale }, stream: stream),
             bias: try bias.map { try upload32($0.floats, stream: stream) }, k: k, n: n, inputScale: inputScale, activationCode: code))
+    }
+
+    /// A row-major `[rows, columns]` matrix as row-major `[columns, rows]`.
+    static func transposed(_ values: [Float], rows: Int, columns: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: values.count)
+        for row in 0..<rows {
+            for column in 0..<columns { out[column * rows + row] = values[row * columns + column] }
+        }
+        return out
     }
 
     static func upload16(_ values: [Float], stream: kcu_stream) throws -> DeviceBuffer {

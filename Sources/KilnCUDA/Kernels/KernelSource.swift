@@ -11,6 +11,7 @@ public enum KernelSource {
         "kiln_gather_rows", "kiln_add_broadcast", "kiln_layer_norm", "kiln_gelu", "kiln_attention",
         "kiln_f32_to_f16", "kiln_f16_to_f32", "kiln_copy_rows", "kiln_bias_gelu", "kiln_binary_f32", "kiln_copy_rows_f32",
         "kiln_attention_mma32", "kiln_attention_mma64", "kiln_layer_norm_warp", "kiln_layer_norm_warp_prefetch", "kiln_quantize_s8", "kiln_dequant_s32",
+        "kiln_gemm_skinny",
     ]
 
     /// Widest row the warp-per-row LayerNorm keeps in registers (16 fp16 pairs per lane).
@@ -623,6 +624,93 @@ public enum KernelSource {
                                                     const float* mask, long long mask_batch, long long mask_head, long long mask_row,
                                                     half_t* out, long long out_stride, int seq, float scale, int nan_to_zero) {
         attention_mma<64>(q, k, v, qkv_stride, mask, mask_batch, mask_head, mask_row, out, out_stride, seq, scale, nan_to_zero);
+    }
+    // Skinny GEMM for a few rows (M <= 64: batch 1-2 at seq 32): Y[M, N] = act(X[M, K]·W + bias),
+    // fp16 in and out, fp32 accumulation on the tensor cores (mma.sync m16n8k16). There cuBLASLt's
+    // kernels take 5-8 us for what streaming the weights once costs ~1 us. W comes transposed
+    // (wt = Wᵀ, [N, K] row-major), so a lane's B fragment is two 4-byte loads from one row, and
+    // the 4 lanes of a quad read one 32-byte sector. Grid (N / 32, splits), 4 warps a block:
+    // warp w owns columns 32·blockIdx.x + 8w .. +8 over k in [kspan·blockIdx.y, +kspan), every
+    // m-tile of 16 rows (rows past M read as 0 and are not written). One split: the epilogue
+    // runs from registers. Several: partial sums go to an fp32 workspace ([M, N], all zero
+    // between calls) with atomicAdd; the last block of a column tile (a counter per tile) takes
+    // them back with atomicExch (leaving zeros), adds the bias, applies the activation
+    // (activate_code) and writes Y, then resets the counter. Needs K a multiple of 16, N of 32,
+    // lda even and 4-byte aligned X, Y, wt (the launcher checks).
+    #define KILN_SKINNY_MAX_MT 4
+    extern "C" __global__ void kiln_gemm_skinny(const half_t* x, int lda, const half_t* wt, const half_t* bias, half_t* y,
+                                                float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act) {
+        int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+        int col0 = blockIdx.x * 32 + warp * 8;
+        int kbegin = blockIdx.y * kspan, kend = min(k, kbegin + kspan);
+        int mtiles = (m + 15) >> 4;
+        float acc[KILN_SKINNY_MAX_MT][4];
+        #pragma unroll
+        for (int i = 0; i < KILN_SKINNY_MAX_MT; i++) { acc[i][0] = 0.f; acc[i][1] = 0.f; acc[i][2] = 0.f; acc[i][3] = 0.f; }
+        const half_t* wrow = wt + (long long)(col0 + g) * k + 2 * t;
+        #pragma unroll 4
+        for (int kk = kbegin; kk < kend; kk += 16) {
+            unsigned int b[2];
+            b[0] = *(const unsigned int*)(wrow + kk);
+            b[1] = *(const unsigned int*)(wrow + kk + 8);
+            #pragma unroll
+            for (int i = 0; i < KILN_SKINNY_MAX_MT; i++) {
+                if (i < mtiles) {
+                    int r0 = i * 16 + g, r1 = r0 + 8;
+                    const half_t* x0 = x + (long long)r0 * lda + kk + 2 * t;
+                    const half_t* x1 = x + (long long)r1 * lda + kk + 2 * t;
+                    unsigned int a[4];
+                    a[0] = r0 < m ? *(const unsigned int*)x0 : 0u;
+                    a[1] = r1 < m ? *(const unsigned int*)x1 : 0u;
+                    a[2] = r0 < m ? *(const unsigned int*)(x0 + 8) : 0u;
+                    a[3] = r1 < m ? *(const unsigned int*)(x1 + 8) : 0u;
+                    mma_16816(acc[i], a, b);
+                }
+            }
+        }
+        int col = col0 + 2 * t;
+        if (gridDim.y == 1) {
+            float b0 = bias ? h2f(bias[col]) : 0.f, b1 = bias ? h2f(bias[col + 1]) : 0.f;
+            #pragma unroll
+            for (int i = 0; i < KILN_SKINNY_MAX_MT; i++) {
+                #pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    int row = i * 16 + g + 8 * h;
+                    if (i < mtiles && row < m) {
+                        float v0 = activate_code(acc[i][2 * h] + b0, act), v1 = activate_code(acc[i][2 * h + 1] + b1, act);
+                        *(unsigned int*)(y + (long long)row * n + col) = pack_half2(v0, v1);
+                    }
+                }
+            }
+            return;
+        }
+        #pragma unroll
+        for (int i = 0; i < KILN_SKINNY_MAX_MT; i++) {
+            #pragma unroll
+            for (int h = 0; h < 2; h++) {
+                int row = i * 16 + g + 8 * h;
+                if (i < mtiles && row < m) {
+                    atomicAdd(workspace + (long long)row * n + col, acc[i][2 * h]);
+                    atomicAdd(workspace + (long long)row * n + col + 1, acc[i][2 * h + 1]);
+                }
+            }
+        }
+        __shared__ int last;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            __threadfence();
+            last = atomicAdd(counters + blockIdx.x, 1u) == gridDim.y - 1;
+        }
+        __syncthreads();
+        if (!last) return;
+        __threadfence();
+        for (int e = threadIdx.x; e < m * 32; e += blockDim.x) {
+            int row = e >> 5, c = blockIdx.x * 32 + (e & 31);
+            float v = atomicExch(workspace + (long long)row * n + c, 0.f);
+            if (bias) v += h2f(bias[c]);
+            y[(long long)row * n + c] = f2h(activate_code(v, act));
+        }
+        if (threadIdx.x == 0) counters[blockIdx.x] = 0u;
     }
     """#
 }
