@@ -1,3 +1,4 @@
+import Foundation
 import KilnCore
 import KilnKernels
 
@@ -42,6 +43,21 @@ enum CPUKernelTestSupport {
     ) throws -> Tensor {
         let node = Node(name: "reference", opType: opType, inputs: inputs.indices.map { "in\($0)" }, outputs: ["out0"], attributes: attributes)
         return try ReferenceKernels.run(node, inputs: inputs, opset: opset)[0]
+    }
+
+    /// Runs `body(index)` on `count` new threads at once (threads that have created no oneDNN
+    /// primitive) and waits for all of them.
+    static func onFreshThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        let done = DispatchSemaphore(value: 0)
+        for index in 0..<count {
+            let thread = Thread {
+                body(index)
+                done.signal()
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        for _ in 0..<count { done.wait() }
     }
 
     /// Whether bf16 kernels can run here.

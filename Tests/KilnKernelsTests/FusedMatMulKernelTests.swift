@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnKernels
+import Synchronization
 import Testing
 
 /// The oneDNN GEMM against a direct double-precision `activation(A·W + bias)`.
@@ -77,6 +78,53 @@ import Testing
         }
         #expect(kernel.packedWeightsSize >= 64 * 48 * 4)
         #expect(!(try kernel.implementationName(rows: 5)).isEmpty)
+    }
+
+    /// Regression: with oneDNN's default (library-managed) scratchpad, a primitive may only run on
+    /// the thread that created it; Kiln caches primitives and runs them on whichever batcher or pool
+    /// thread needs them, which crashed `kiln serve` with two instances under load (a read past the
+    /// creating thread's scratchpad). Kiln's primitives use a per-thread, caller-owned scratchpad,
+    /// so any thread may run any primitive, also concurrently.
+    @Test("primitives created on one thread run correctly on others, concurrently (MiniLM shapes)",
+          arguments: [GemmPrecision.float32] + (CPUKernelTestSupport.hasBFloat16 ? [.bfloat16] : []))
+    func crossThreadExecution(precision: GemmPrecision) throws {
+        var random = Support.Random(seed: 29)
+        let tolerance: Float = precision == .float32 ? 1e-4 : 0.0025 * Float(1536).squareRoot()
+        for (inputSize, outputSize, activation) in [(384, 1152, GemmActivation.none), (384, 1536, .gelu), (1536, 384, .none)] {
+            let weights = random.floats(inputSize * outputSize, -0.3, 0.3)
+            let bias = random.floats(outputSize)
+            let kernel = try FusedMatMulKernel(
+                weights: weights, bias: bias, inputSize: inputSize, outputSize: outputSize, activation: activation, precision: precision,
+                columnSlices: 1)
+            let rowCounts = [1, 5, 20, 96, 160]
+            let inputs = rowCounts.map { random.floats($0 * inputSize, -2, 2) }
+            let expected = zip(rowCounts, inputs).map { rows, input in
+                Self.direct(input, weights, bias, rows: rows, inputSize: inputSize, outputSize: outputSize, activation: activation)
+            }
+            // Create every primitive here, on this thread.
+            for (rows, input) in zip(rowCounts, inputs) { _ = try run(kernel, input, rows: rows) }
+            // Run them on two fresh threads at once, many times.
+            let errors = Mutex<[Float]>([])
+            Support.onFreshThreads(2) { _ in
+                guard let stream = try? CPUStream() else { return }
+                for _ in 0..<20 {
+                    for (index, rows) in rowCounts.enumerated() {
+                        var output = [Float](repeating: .nan, count: rows * outputSize)
+                        let measured: Float
+                        do {
+                            try kernel.run(input: inputs[index], rows: rows, output: &output, stream: stream)
+                            measured = Support.relativeMaxError(output, expected[index])
+                        } catch {
+                            measured = .infinity
+                        }
+                        errors.withLock { $0.append(measured) }
+                    }
+                }
+            }
+            let measured = errors.withLock { $0 }
+            #expect(measured.count == 2 * 20 * rowCounts.count)
+            #expect(measured.allSatisfy { $0 <= tolerance }, "[\(inputSize), \(outputSize)] worst \(measured.max() ?? .nan)")
+        }
     }
 
     @Test("mismatched weights are an error")

@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnKernels
+import Synchronization
 import Testing
 
 /// The oneDNN INT8 GEMM (u8×s8 → s32 plus Kiln's epilogue) against ``Int8MatMulReference`` (same
@@ -46,6 +47,36 @@ import Testing
                 let fp32 = FusedMatMulKernelTests.direct(input, weights, bias, rows: rows, inputSize: shape.inputSize, outputSize: shape.outputSize, activation: activation)
                 #expect(Support.relativeMaxError(actual, fp32) <= 0.01 * Float(shape.inputSize).squareRoot(), "quantization error, rows \(rows)")
             }
+        }
+    }
+
+    /// Regression (see ``FusedMatMulKernelTests/crossThreadExecution(precision:)``): the u8 × s8
+    /// brgemm primitives, created on this thread, give the same levels on two fresh threads at once.
+    @Test("int8 primitives created on one thread run correctly on others, concurrently (MiniLM shapes)")
+    func crossThreadExecution() throws {
+        var random = Support.Random(seed: 31)
+        for (inputSize, outputSize, activation) in [(384, 1152, GemmActivation.none), (384, 1536, .gelu), (1536, 384, .none)] {
+            let weights = random.floats(inputSize * outputSize, -0.3, 0.3)
+            let kernel = try Int8MatMulKernel(
+                weights: weights, bias: random.floats(outputSize), inputSize: inputSize, outputSize: outputSize, activation: activation,
+                columnSlices: 1)
+            let rowCounts = [1, 5, 20, 96, 160]
+            let inputs = rowCounts.map { random.floats($0 * inputSize, -2, 2) }
+            // Every primitive is created here, and these are the answers.
+            let expected = try zip(rowCounts, inputs).map { rows, input in try run(kernel, input, rows: rows) }
+            let mismatches = Mutex(0)
+            Support.onFreshThreads(2) { _ in
+                guard let stream = try? CPUStream() else { return mismatches.withLock { $0 += 1 } }
+                for _ in 0..<20 {
+                    for (index, rows) in rowCounts.enumerated() {
+                        var output = [Float](repeating: .nan, count: rows * outputSize)
+                        let matches = (try? kernel.run(input: inputs[index], rows: rows, output: &output, stream: stream)) != nil
+                            && output == expected[index]
+                        if !matches { mismatches.withLock { $0 += 1 } }
+                    }
+                }
+            }
+            #expect(mismatches.withLock { $0 } == 0, "[\(inputSize), \(outputSize)]")
         }
     }
 

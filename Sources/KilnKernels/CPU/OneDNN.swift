@@ -35,6 +35,8 @@ public final class CPUStream: @unchecked Sendable {
     public let engine: CPUEngine
     private var bfloat16Scratch: UnsafeMutablePointer<UInt16>?
     private var bfloat16ScratchCount = 0
+    private var scratchpadStorage: UnsafeMutableRawPointer?
+    private var scratchpadCapacity = 0
 
     /// Creates a stream on `engine`.
     public init(engine: CPUEngine = .shared) throws {
@@ -77,9 +79,23 @@ public final class CPUStream: @unchecked Sendable {
         return bfloat16Scratch!
     }
 
+    /// The oneDNN scratchpad of primitives run on this stream's thread, at least `byteCount`
+    /// bytes (64-byte aligned), grown (rarely) and reused. One thread runs one primitive at a
+    /// time, so one buffer per thread is never shared by two running primitives.
+    func scratchpad(byteCount: Int) -> UnsafeMutableRawPointer {
+        if byteCount > scratchpadCapacity {
+            scratchpadStorage?.deallocate()
+            let capacity = max(byteCount, scratchpadCapacity * 2)
+            scratchpadStorage = .allocate(byteCount: capacity, alignment: 64)
+            scratchpadCapacity = capacity
+        }
+        return scratchpadStorage!
+    }
+
     deinit {
         dnnl_stream_destroy(handle)
         bfloat16Scratch?.deallocate()
+        scratchpadStorage?.deallocate()
     }
 }
 
@@ -135,13 +151,13 @@ enum OneDNN {
         return String(cString: name)
     }
 
-    /// Runs `primitive` with up to four `(argument, memory)` pairs and waits for it. No heap
+    /// Runs `primitive` with up to five `(argument, memory)` pairs and waits for it. No heap
     /// allocation: the argument list lives on the stack.
     static func execute(
         _ primitive: dnnl_primitive_t, stream: CPUStream, _ first: (Int32, dnnl_memory_t), _ second: (Int32, dnnl_memory_t),
-        _ third: (Int32, dnnl_memory_t)? = nil, _ fourth: (Int32, dnnl_memory_t)? = nil
+        _ third: (Int32, dnnl_memory_t)? = nil, _ fourth: (Int32, dnnl_memory_t)? = nil, _ fifth: (Int32, dnnl_memory_t)? = nil
     ) throws {
-        try withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: 4) { buffer in
+        try withUnsafeTemporaryAllocation(of: dnnl_exec_arg_t.self, capacity: 5) { buffer in
             var count = 0
             func append(_ argument: (Int32, dnnl_memory_t)?) {
                 guard let argument else { return }
@@ -152,6 +168,7 @@ enum OneDNN {
             append(second)
             append(third)
             append(fourth)
+            append(fifth)
             try check(dnnl_primitive_execute(primitive, stream.handle, Int32(count), buffer.baseAddress), "execute a primitive")
         }
         try check(dnnl_stream_wait(stream.handle), "wait for a stream")
@@ -192,6 +209,9 @@ final class MatMulPrimitiveCache: @unchecked Sendable {
         let primitive: dnnl_primitive_t
         let sourceDescriptor: dnnl_memory_desc_t
         let destinationDescriptor: dnnl_memory_desc_t
+        /// What the caller passes as `DNNL_ARG_SCRATCHPAD` (user scratchpad mode); 0 bytes: none.
+        let scratchpadDescriptor: dnnl_memory_desc_t
+        let scratchpadByteCount: Int
         let implementation: String
     }
 

@@ -17,6 +17,14 @@ import KilnCore
 /// reads all of `A` and only its columns of `W` (what small-batch GEMMs are bound by) and writes
 /// its own columns of `Y` (a strided destination, so no copy), so slices never share output.
 ///
+/// Scratchpads are Kiln's, not oneDNN's: every primitive is created with
+/// `dnnl_scratchpad_mode_user` and each run passes the calling thread's scratchpad
+/// (``CPUStream/scratchpad(byteCount:)``). With oneDNN's default (library) mode, a primitive
+/// created on one thread and run on another uses the other thread's global scratchpad, sized for
+/// the primitives *that* thread created: brgemm kernels then read and write past it (wrong
+/// results, and a segfault in `kiln serve` under load), because Kiln caches primitives and runs
+/// them on whichever batcher or pool thread needs them.
+///
 /// Used by ``FusedMatMulKernel`` (fp32 and bf16 on oneDNN) and ``Int8MatMulKernel`` (u8 × s8 →
 /// s32). Immutable after construction apart from the primitive cache; shareable between threads.
 final class OneDNNColumnSlices: @unchecked Sendable {
@@ -37,7 +45,8 @@ final class OneDNNColumnSlices: @unchecked Sendable {
     let slices: [Slice]
     private let sourceType: dnnl_data_type_t
     private let destinationType: dnnl_data_type_t
-    private let attributes: dnnl_primitive_attr_t?
+    /// Post-ops (if any) and the user scratchpad mode; owned.
+    private let attributes: dnnl_primitive_attr_t
     private let biasStorage: UnsafeMutablePointer<Float>?
     private let engine: CPUEngine
     private let cache = MatMulPrimitiveCache()
@@ -63,13 +72,15 @@ final class OneDNNColumnSlices: @unchecked Sendable {
     ///   - weightType: the type the slices are packed as (f32, bf16 or s8; a reorder converts).
     ///   - sourceType, destinationType: the types of `A` and `Y`.
     ///   - bias: `outputSize` floats (copied), or nil.
-    ///   - attributes: post-ops applied per slice, or nil; this object takes ownership (destroys them).
+    ///   - attributes: post-ops applied per slice, or nil; this object takes ownership (destroys them)
+    ///     and sets the user scratchpad mode on them.
     ///   - slices: how many slices at most (the thread count); fewer when `N` is small.
     init(
         weights: UnsafeRawPointer, plainType: dnnl_data_type_t, weightType: dnnl_data_type_t, sourceType: dnnl_data_type_t,
         destinationType: dnnl_data_type_t, inputSize: Int, outputSize: Int, bias: UnsafePointer<Float>?,
         attributes: dnnl_primitive_attr_t?, engine: CPUEngine, slices sliceCount: Int
     ) throws {
+        let attributes = try Self.userScratchpadAttributes(attributes)
         self.inputSize = inputSize
         self.outputSize = outputSize
         self.sourceType = sourceType
@@ -94,7 +105,7 @@ final class OneDNNColumnSlices: @unchecked Sendable {
         } catch {
             built.forEach(Self.destroy)
             biasStorage?.deallocate()
-            if let attributes { dnnl_primitive_attr_destroy(attributes) }
+            dnnl_primitive_attr_destroy(attributes)
             throw error
         }
         slices = built
@@ -104,7 +115,20 @@ final class OneDNNColumnSlices: @unchecked Sendable {
         cache.destroyAll()
         slices.forEach(Self.destroy)
         biasStorage?.deallocate()
-        if let attributes { dnnl_primitive_attr_destroy(attributes) }
+        dnnl_primitive_attr_destroy(attributes)
+    }
+
+    /// `attributes` (or new ones) with `dnnl_scratchpad_mode_user` set; destroys `attributes` on failure.
+    private static func userScratchpadAttributes(_ attributes: dnnl_primitive_attr_t?) throws -> dnnl_primitive_attr_t {
+        var result = attributes
+        if result == nil { try OneDNN.check(dnnl_primitive_attr_create(&result), "create primitive attributes") }
+        do {
+            try OneDNN.check(dnnl_primitive_attr_set_scratchpad_mode(result, dnnl_scratchpad_mode_user), "set the user scratchpad mode")
+        } catch {
+            dnnl_primitive_attr_destroy(result)
+            throw error
+        }
+        return result!
     }
 
     /// Bytes of all slices' packed weights.
@@ -142,16 +166,26 @@ final class OneDNNColumnSlices: @unchecked Sendable {
         var sourceDescriptor = entry.sourceDescriptor
         var destinationDescriptor = entry.destinationDescriptor
         let offset = slice.columns.lowerBound * Self.byteSize(of: destinationType)
+        var scratchpadDescriptor = entry.scratchpadDescriptor
+        let stream = try CPUStream.threadLocal(engine: engine)
         var sourceMemory: dnnl_memory_t?
         var destinationMemory: dnnl_memory_t?
+        var scratchpadMemory: dnnl_memory_t?
         try OneDNN.check(dnnl_memory_create(&sourceMemory, &sourceDescriptor, engine.handle, UnsafeMutableRawPointer(mutating: source)), "wrap the input")
         defer { dnnl_memory_destroy(sourceMemory) }
         try OneDNN.check(dnnl_memory_create(&destinationMemory, &destinationDescriptor, engine.handle, destination + offset), "wrap the output")
         defer { dnnl_memory_destroy(destinationMemory) }
+        if entry.scratchpadByteCount > 0 {
+            try OneDNN.check(
+                dnnl_memory_create(&scratchpadMemory, &scratchpadDescriptor, engine.handle, stream.scratchpad(byteCount: entry.scratchpadByteCount)),
+                "wrap the scratchpad")
+        }
+        defer { if let scratchpadMemory { dnnl_memory_destroy(scratchpadMemory) } }
         CPUThreading.runOneDNNSequentially()
         try OneDNN.execute(
-            entry.primitive, stream: try CPUStream.threadLocal(engine: engine), (DNNL_ARG_SRC, sourceMemory!),
-            (DNNL_ARG_WEIGHTS, slice.weightsMemory), (DNNL_ARG_DST, destinationMemory!), slice.biasMemory.map { (DNNL_ARG_BIAS, $0) })
+            entry.primitive, stream: stream, (DNNL_ARG_SRC, sourceMemory!), (DNNL_ARG_WEIGHTS, slice.weightsMemory),
+            (DNNL_ARG_DST, destinationMemory!), slice.biasMemory.map { (DNNL_ARG_BIAS, $0) },
+            scratchpadMemory.map { (DNNL_ARG_SCRATCHPAD, $0) })
     }
 
     /// The primitive for `rows` rows of a slice `width` columns wide (slices of equal width share it).
@@ -165,10 +199,12 @@ final class OneDNNColumnSlices: @unchecked Sendable {
             defer { dnnl_primitive_desc_destroy(descriptor) }
             var primitive: dnnl_primitive_t?
             try OneDNN.check(dnnl_primitive_create(&primitive, descriptor), "create a matmul primitive")
+            var scratchpad = dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0)?.pointee ?? dnnl_memory_desc_t()
             return MatMulPrimitiveCache.Entry(
                 primitive: primitive!,
                 sourceDescriptor: dnnl_primitive_desc_query_md(descriptor, dnnl_query_src_md, 0)!.pointee,
                 destinationDescriptor: dnnl_primitive_desc_query_md(descriptor, dnnl_query_dst_md, 0)!.pointee,
+                scratchpadDescriptor: scratchpad, scratchpadByteCount: dnnl_memory_desc_get_size(&scratchpad),
                 implementation: OneDNN.implementationName(descriptor))
         }
     }
@@ -176,7 +212,7 @@ final class OneDNNColumnSlices: @unchecked Sendable {
     private static func makeSlice(
         columns: Range<Int>, weights: UnsafeRawPointer, elementSize: Int, plainType: dnnl_data_type_t, weightType: dnnl_data_type_t,
         sourceType: dnnl_data_type_t, destinationType: dnnl_data_type_t, inputSize: Int, outputSize: Int,
-        bias: UnsafePointer<Float>?, attributes: dnnl_primitive_attr_t?, engine: CPUEngine
+        bias: UnsafePointer<Float>?, attributes: dnnl_primitive_attr_t, engine: CPUEngine
     ) throws -> Slice {
         let width = columns.count
         // Ask oneDNN for its preferred layout of this slice's weights ("any") for a typical row
@@ -230,7 +266,7 @@ final class OneDNNColumnSlices: @unchecked Sendable {
     /// destination (row stride `outputSize`).
     private static func makePrimitiveDescriptor(
         rows: Int, width: Int, inputSize: Int, outputSize: Int, sourceType: dnnl_data_type_t, destinationType: dnnl_data_type_t,
-        weights: dnnl_memory_desc_t, hasBias: Bool, attributes: dnnl_primitive_attr_t?, engine: CPUEngine
+        weights: dnnl_memory_desc_t, hasBias: Bool, attributes: dnnl_primitive_attr_t, engine: CPUEngine
     ) throws -> dnnl_primitive_desc_t {
         var source = try OneDNN.memoryDescriptor([rows, inputSize], sourceType, dnnl_ab)
         var weights = weights
