@@ -84,6 +84,29 @@ import Testing
         #expect(throws: KilnError.self) { try engine.run(["x": try Tensor(floats: [1, 2, 3], shape: [1, 3])]) }
     }
 
+    @Test("int8 weight levels only the packed int8 GEMM reads are dropped from the engine's graph; results equal the reference")
+    func packedInt8WeightsAreNotKeptTwice() throws {
+        let (rows, inputSize, outputSize) = (3, 8, 4)
+        let levels = (0..<(inputSize * outputSize)).map { Int64($0 % 15) - 7 }
+        let scales = (0..<outputSize).map { 0.01 + Float($0) / 100 }
+        var node = Node(name: "fc", opType: KilnOperators.fusedMatMul, domain: KilnOperators.domain, inputs: ["x", "Wq", "", "s"], outputs: ["y"])
+        node.attributes[KilnOperators.precisionAttribute] = .string(KilnOperators.int8Precision)
+        node.attributes[KilnOperators.inputScaleAttribute] = .float(0.02)
+        let graph = Graph(
+            inputs: [ValueInfo(name: "x", dtype: .float32, shape: nil)], outputs: [ValueInfo(name: "y", dtype: .float32, shape: nil)],
+            initializers: ["Wq": try Tensor(ints: levels, shape: [inputSize, outputSize], dtype: .int8), "s": try Tensor(floats: scales, shape: [outputSize])],
+            nodes: [node], opsetImports: ["": 17, KilnOperators.domain: 1])
+        let input = try Tensor(floats: (0..<(rows * inputSize)).map { Float($0 % 11) / 5 - 1 }, shape: [rows, inputSize])
+        let expected = try #require(try ReferenceExecutor(graph: graph).run(["x": input])["y"])
+        let engine = try Engine(graph: graph)
+        #expect(engine.kernelSummary["kiln:FusedMatMul"] == "1 fast, 0 reference", "the int8 node runs on the packed kernel")
+        #expect(engine.graph.initializers["Wq"] == nil, "the packed int8 kernel holds the levels")
+        #expect(engine.graph.initializers["s"] != nil, "the scales are small and stay")
+        let output = try #require(try engine.run(["x": input])["y"])
+        #expect(maxAbsDifference(output, expected) <= 1e-5)
+        #expect(throws: KilnError.self) { try engine.run(["x": try Tensor(floats: [1, 2, 3], shape: [1, 3])]) }
+    }
+
     @Test("a weight two GEMMs share is dropped only after both are bound; one another node reads stays")
     func sharedWeightsAreReleasedOnlyAfterTheirLastReader() throws {
         let (inputSize, outputSize) = (4, 4)

@@ -9,8 +9,9 @@ import KilnKernels
 /// Immutable after construction and safe to share between threads; each concurrent ``run(_:)``
 /// takes its own ``ExecutionContext``.
 public final class Engine: InferenceEngine, @unchecked Sendable {
-    /// The optimized graph, without the fp32 weights that only packed GEMMs read (those live
-    /// once, packed, in their ``FusedMatMulKernel``s: keeping both doubled the engine's memory).
+    /// The optimized graph, without the weights that only packed GEMMs read (those live once,
+    /// packed, in their ``FusedMatMulKernel``s and ``Int8MatMulKernel``s: keeping both doubled an
+    /// fp32 engine's memory, and int8 levels, held as `Int64` in a ``Tensor``, cost 8x their packed size).
     public let graph: Graph
     /// How many nodes run on a fast kernel vs the reference kernels, by op type.
     public let kernelSummary: [String: String]
@@ -65,9 +66,9 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
     }
 
     /// Binds every node in `order`, removing from `graph` each initializer whose every reader
-    /// is a fast-bound FusedMatMul taking it as `W` (its packed copy in the kernel is all that is
-    /// read from then on) right after its last reader is bound. Returns the steps and the
-    /// removed names.
+    /// is a fast-bound FusedMatMul (fp32/bf16 or int8) taking it as `W` (its packed copy in the
+    /// kernel is all that is read from then on) right after its last reader is bound. Returns the
+    /// steps and the removed names.
     private static func bindReleasingPackedWeights(_ order: [Node], graph: inout Graph) throws -> ([EngineStep], Set<String>) {
         var unboundGEMMReaders: [String: Int] = [:]
         var readElsewhere: Set<String> = Set(graph.outputs.map(\.name))
@@ -88,7 +89,7 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
             steps.append(step)
             guard node.inputs.count > 1, let remaining = unboundGEMMReaders[node.inputs[1]] else { continue }
             let name = node.inputs[1]
-            if case .fusedMatMul = step.kernel {} else { readElsewhere.insert(name) }
+            if !step.kernel.holdsPackedWeights { readElsewhere.insert(name) }
             unboundGEMMReaders[name] = remaining - 1
             if remaining == 1 && !readElsewhere.contains(name) {
                 graph.initializers[name] = nil

@@ -27,6 +27,15 @@ struct EngineStep: @unchecked Sendable {
         /// `Add` of two fp32 tensors where one repeats along the other (same shape, or a trailing block).
         case broadcastAdd
         case reference
+
+        /// Whether the kernel keeps its own packed copy of input 1 (`W`), so the graph's copy
+        /// need not stay once every reader is bound (``Engine``).
+        var holdsPackedWeights: Bool {
+            switch self {
+            case .fusedMatMul, .int8MatMul: true
+            default: false
+            }
+        }
     }
 
     let node: Node
@@ -112,7 +121,14 @@ struct EngineStep: @unchecked Sendable {
                 throw KilnError.invalidInput(
                     "FusedMatMul '\(node.name)' got \(input); its packed kernel takes float32 [..., \(gemm.inputSize)]")
             }
-        case .int8MatMul(let gemm): fast = try Int8Binding.run(gemm, inputs, context: context)
+        case .int8MatMul(let gemm):
+            fast = try Int8Binding.run(gemm, inputs, context: context)
+            if fast == nil && inputs[1] == nil {
+                // The int8 levels were dropped after packing (Engine), so there is no reference fallback.
+                let input = inputs[0].map { "\($0.dtype)\($0.shape)" } ?? "nothing"
+                throw KilnError.invalidInput(
+                    "FusedMatMul '\(node.name)' (int8) got \(input); its packed kernel takes float32 [..., \(gemm.inputSize)]")
+            }
         case .attention(let numHeads, let scale, let nanToZero, let packedQKV):
             fast = try FastKernels.attention(numHeads: numHeads, scale: scale, nanToZero: nanToZero, packedQKV: packedQKV, inputs, context: context)
             if fast == nil && packedQKV {
