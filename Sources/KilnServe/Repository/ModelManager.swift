@@ -248,6 +248,8 @@ public final class ModelManager: @unchecked Sendable {
         let model = try await Task.detached(priority: .utility) {
             try ServedModel(directory: directory, settings: settings, engineFactory: factory, metrics: metrics)
         }.value
+        // The build's transient allocations (several times the engine's size) are free now.
+        FreedMemory.returnToSystem()
         describe(model)
         return model
     }
