@@ -89,7 +89,7 @@ public final class Engine: InferenceEngine, @unchecked Sendable {
             steps.append(step)
             guard node.inputs.count > 1, let remaining = unboundGEMMReaders[node.inputs[1]] else { continue }
             let name = node.inputs[1]
-            if !step.kernel.holdsPackedWeights { readElsewhere.insert(name) }
+            if step.kernel.packedWeightsInputSize == nil { readElsewhere.insert(name) }
             unboundGEMMReaders[name] = remaining - 1
             if remaining == 1 && !readElsewhere.contains(name) {
                 graph.initializers[name] = nil

@@ -28,12 +28,13 @@ struct EngineStep: @unchecked Sendable {
         case broadcastAdd
         case reference
 
-        /// Whether the kernel keeps its own packed copy of input 1 (`W`), so the graph's copy
-        /// need not stay once every reader is bound (``Engine``).
-        var holdsPackedWeights: Bool {
+        /// `K` of the packed copy of input 1 (`W`) the kernel keeps, or nil when it keeps none. With
+        /// a packed copy the graph's `W` need not stay once every reader is bound (``Engine``).
+        var packedWeightsInputSize: Int? {
             switch self {
-            case .fusedMatMul, .int8MatMul: true
-            default: false
+            case .fusedMatMul(let gemm): gemm.inputSize
+            case .int8MatMul(let gemm): gemm.inputSize
+            default: nil
             }
         }
     }
@@ -113,22 +114,8 @@ struct EngineStep: @unchecked Sendable {
     func run(_ inputs: [Tensor?], opset: Int, context: ExecutionContext) throws -> [Tensor] {
         let fast: [Tensor]?
         switch kernel {
-        case .fusedMatMul(let gemm):
-            fast = try FastKernels.fusedMatMul(gemm, inputs, context: context)
-            if fast == nil && inputs[1] == nil {
-                // The fp32 weights were dropped after packing (Engine), so there is no reference fallback.
-                let input = inputs[0].map { "\($0.dtype)\($0.shape)" } ?? "nothing"
-                throw KilnError.invalidInput(
-                    "FusedMatMul '\(node.name)' got \(input); its packed kernel takes float32 [..., \(gemm.inputSize)]")
-            }
-        case .int8MatMul(let gemm):
-            fast = try Int8Binding.run(gemm, inputs, context: context)
-            if fast == nil && inputs[1] == nil {
-                // The int8 levels were dropped after packing (Engine), so there is no reference fallback.
-                let input = inputs[0].map { "\($0.dtype)\($0.shape)" } ?? "nothing"
-                throw KilnError.invalidInput(
-                    "FusedMatMul '\(node.name)' (int8) got \(input); its packed kernel takes float32 [..., \(gemm.inputSize)]")
-            }
+        case .fusedMatMul(let gemm): fast = try FastKernels.fusedMatMul(gemm, inputs, context: context)
+        case .int8MatMul(let gemm): fast = try Int8Binding.run(gemm, inputs, context: context)
         case .attention(let numHeads, let scale, let nanToZero, let packedQKV):
             fast = try FastKernels.attention(numHeads: numHeads, scale: scale, nanToZero: nanToZero, packedQKV: packedQKV, inputs, context: context)
             if fast == nil && packedQKV {
@@ -147,6 +134,11 @@ struct EngineStep: @unchecked Sendable {
         case .reference: fast = nil
         }
         if let fast { return fast }
+        if let inputSize = kernel.packedWeightsInputSize, inputs[1] == nil {
+            // The weights were dropped after packing (Engine), so there is no reference fallback.
+            let input = inputs[0].map { "\($0.dtype)\($0.shape)" } ?? "nothing"
+            throw KilnError.invalidInput("FusedMatMul '\(node.name)' got \(input); its packed kernel takes float32 [..., \(inputSize)]")
+        }
         return try reference(OpContext(node: node, inputs: inputs, opset: opset))
     }
 }
