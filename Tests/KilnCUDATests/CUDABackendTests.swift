@@ -62,6 +62,43 @@ import Testing
         #expect(!KernelSource.warpLayerNormFits(width: 1000) && !KernelSource.warpLayerNormFits(width: 2048))
     }
 
+    @Test func skinnyGemmTakesOnlyShapesItHandles() {
+        #expect(SkinnyGemmWorkspace.fits(rows: 32, n: 768, k: 768, lda: 768))
+        #expect(SkinnyGemmWorkspace.fits(rows: 64, n: 3072, k: 768, lda: 2304))  // a strided view
+        #expect(!SkinnyGemmWorkspace.fits(rows: 65, n: 768, k: 768, lda: 768))  // > 4 m-tiles
+        #expect(!SkinnyGemmWorkspace.fits(rows: 32, n: 770, k: 768, lda: 768))  // N not a multiple of 32
+        #expect(!SkinnyGemmWorkspace.fits(rows: 32, n: 768, k: 800, lda: 800))  // K not a multiple of 64
+        #expect(!SkinnyGemmWorkspace.fits(rows: 32, n: 768, k: 768, lda: 772))  // rows not 16-byte aligned
+        #expect(SkinnyGemmWorkspace.entryPoint(rows: 1) == "kiln_gemm_skinny_m1")
+        #expect(SkinnyGemmWorkspace.entryPoint(rows: 32) == "kiln_gemm_skinny_m2")
+        #expect(SkinnyGemmWorkspace.entryPoint(rows: 33) == "kiln_gemm_skinny_m3")
+        #expect(SkinnyGemmWorkspace.entryPoint(rows: 64) == "kiln_gemm_skinny_m4")
+        for rows in [1, 16, 17, 32, 48, 64] {
+            #expect(KernelSource.entryPoints.contains(SkinnyGemmWorkspace.entryPoint(rows: rows)))
+        }
+    }
+
+    @Test func skinnyGemmSplitsKUntilTheGPUIsFull() {
+        // BERT-base on 132 SMs: 6, 18 and 24 column tiles of 128.
+        for (n, k) in [(768, 768), (2304, 768), (3072, 768), (768, 3072)] {
+            let span = SkinnyGemmWorkspace.kSpan(n: n, k: k, multiprocessors: 132)
+            #expect(span % 64 == 0 && k % span == 0)
+            let blocks = (n / 128) * (k / span)
+            #expect(blocks >= 132 || span == 64, "N \(n) K \(k): span \(span) gives \(blocks) blocks")
+            #expect(span == k || (n / 128) * (k / (2 * span)) < 132 || k % (2 * span) != 0, "a longer span would still fill the GPU")
+        }
+        #expect(SkinnyGemmWorkspace.kSpan(n: 768, k: 768, multiprocessors: 132) == 64)  // 72 blocks: as many as there can be
+        #expect(SkinnyGemmWorkspace.kSpan(n: 3072, k: 768, multiprocessors: 8) == 768)  // a small GPU: no split
+    }
+
+    @Test func developmentSourceReadsTheKernelsOutOfKernelSourceSwift() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Sources/KilnCUDA/Kernels/KernelSource.swift").standardized
+        let text = try String(contentsOf: file, encoding: .utf8)
+        #expect(KernelSource.embeddedSource(inSwiftFile: text) == KernelSource.source)
+        #expect(KernelSource.embeddedSource(inSwiftFile: "no kernels here") == nil)
+    }
+
     @Test func attentionRowsSpreadSmallBatchesOverMoreBlocks() {
         #expect(KernelSource.attentionRows(batch: 1, heads: 12, sequence: 32) == KernelSource.attentionWarps)
         #expect(KernelSource.attentionRows(batch: 8, heads: 12, sequence: 32) == 8)

@@ -17,8 +17,18 @@ import Testing
 
     @Test(.enabled(if: gpu, "no NVIDIA GPU / CUDA 13 libraries"))
     func snipsMatchesTheReferenceInFP16() throws {
+        try snipsMatchesTheReference(skinnyGemm: nil)
+    }
+
+    /// Both GEMM paths for few rows: Kiln's skinny GEMM and cuBLASLt.
+    @Test(.enabled(if: gpu, "no NVIDIA GPU / CUDA 13 libraries"), arguments: [true, false])
+    func snipsMatchesTheReferenceWithEitherSmallGemm(skinnyGemm: Bool) throws {
+        try snipsMatchesTheReference(skinnyGemm: skinnyGemm)
+    }
+
+    private func snipsMatchesTheReference(skinnyGemm: Bool?) throws {
         let (source, optimized) = try SnipsFixture.graphs()
-        let engine = try SnipsFixture.engine(optimized)
+        let engine = try SnipsFixture.engine(optimized, skinnyGemm: skinnyGemm)
         let reference = try ReferenceExecutor(graph: source)
         let inputs = try SnipsFixture.inputs()
         let expected = try reference.run(inputs)

@@ -29,8 +29,10 @@ enum SnipsFixture {
         ]
     }
 
-    static func engine(_ graph: Graph) throws -> CUDAEngine {
-        try CUDAEngine(graph: graph, options: CUDAEngineOptions(maxBatch: 4, maxSequence: 32)) { try ReferenceKernels.run($0, inputs: $1, opset: $2) }
+    static func engine(_ graph: Graph, skinnyGemm: Bool? = nil) throws -> CUDAEngine {
+        var options = CUDAEngineOptions(maxBatch: 4, maxSequence: 32)
+        if let skinnyGemm { options.skinnyGemm = skinnyGemm }
+        return try CUDAEngine(graph: graph, options: options) { try ReferenceKernels.run($0, inputs: $1, opset: $2) }
     }
 }
 

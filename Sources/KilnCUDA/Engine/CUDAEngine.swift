@@ -94,6 +94,16 @@ public final class CUDAEngine: @unchecked Sendable {
         deinit { if let exec { _ = kcu_graph_exec_destroy(exec) } }
     }
 
+    /// Links each skinny-GEMM step to the next one in run order, whose weights it warms into L2.
+    private static func chainPrefetches(_ steps: [CUDAStep]) {
+        var previous: GemmWeights?
+        for step in steps {
+            guard case .gemm(let weights) = step.kind, let transposed = weights.weightsT else { continue }
+            previous?.nextWeightsT = transposed
+            previous = weights
+        }
+    }
+
     public var inputSignature: [ValueInfo] { graph.inputs }
     public var outputSignature: [ValueInfo] { graph.outputs }
     public var device: CUDADeviceInfo { context.device }
@@ -118,6 +128,7 @@ public final class CUDAEngine: @unchecked Sendable {
         let stream = context.stream
         steps = try nodes.map { try CUDAStep.bind($0, graph: graph, stream: stream, transposedWeights: options.skinnyGemm) }
         skinny = options.skinnyGemm ? try SkinnyGemmWorkspace(multiprocessors: context.device.multiprocessors, stream: stream) : nil
+        Self.chainPrefetches(steps)
         wantsF32 = try Self.float32Values(steps, graph: graph, stream: stream)
         var placement: [String: (gpu: Int, host: Int)] = [:]
         for step in steps {

@@ -115,10 +115,11 @@ final class CUDAExecutor {
         guard a.width == w.k, a.rows > 0 else { return false }
         if a.rank > 2 && !a.isContiguous { a = try contiguous(a) }
         if !outF32, let skinny, let weightsT = w.weightsT, let activation = Int8GemmWeights.activationCodes[w.activation],
-           SkinnyGemmWorkspace.fits(rows: a.rows, n: w.n, k: w.k, lda: a.rowStride), a.address % 4 == 0 {
+           SkinnyGemmWorkspace.fits(rows: a.rows, n: w.n, k: w.k, lda: a.rowStride), a.address % 16 == 0 {
             let out = try allocate(Array(a.shape.dropLast()) + [w.n], .f16)
             try launcher.skinnyGemm(input: a.address, lda: a.rowStride, weightsT: weightsT.address, bias: w.bias16?.address ?? 0,
-                                    output: out.address, rows: a.rows, n: w.n, k: w.k, activation: Int32(activation), workspace: skinny)
+                                    output: out.address, rows: a.rows, n: w.n, k: w.k, activation: Int32(activation), workspace: skinny,
+                                    prefetch: w.nextWeightsT)
             values[node.outputs[0]] = .device(out)
             return true
         }

@@ -10,12 +10,16 @@ public enum KernelSource {
     public static let entryPoints = [
         "kiln_gather_rows", "kiln_add_broadcast", "kiln_layer_norm", "kiln_gelu", "kiln_attention",
         "kiln_f32_to_f16", "kiln_f16_to_f32", "kiln_copy_rows", "kiln_bias_gelu", "kiln_binary_f32", "kiln_copy_rows_f32",
-        "kiln_attention_mma32", "kiln_attention_mma64", "kiln_layer_norm_warp", "kiln_layer_norm_warp_prefetch", "kiln_quantize_s8", "kiln_dequant_s32",
-        "kiln_gemm_skinny",
+        "kiln_attention_mma32", "kiln_attention_mma64", "kiln_layer_norm_warp", "kiln_layer_norm_warp_prefetch", "kiln_layer_norm_warp8", "kiln_quantize_s8", "kiln_dequant_s32",
+        "kiln_gemm_skinny_m1", "kiln_gemm_skinny_m2", "kiln_gemm_skinny_m3", "kiln_gemm_skinny_m4",
     ]
 
     /// Widest row the warp-per-row LayerNorm keeps in registers (16 fp16 pairs per lane).
     public static let warpLayerNormMaxWidth = 1024
+
+    /// Whether a LayerNorm row fits the 16-byte-vector kernel `kiln_layer_norm_warp8` (8 halves a
+    /// lane per step, at most 4 steps: widths 256, 512, 768, 1024).
+    public static func vectorLayerNormFits(width: Int) -> Bool { width % 256 == 0 && width > 0 && width <= 1024 }
 
     /// Whether a LayerNorm row fits the warp-per-row kernel (pairs spread evenly over 32 lanes).
     public static func warpLayerNormFits(width: Int) -> Bool { width % 64 == 0 && width <= warpLayerNormMaxWidth }
@@ -95,6 +99,36 @@ public enum KernelSource {
     __device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
     __device__ __forceinline__ float gelu_tanh(float x) {
         return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    }
+
+    struct __attribute__((aligned(16))) kiln_u4 { unsigned int x, y, z, w; };
+    __device__ __forceinline__ kiln_u4 ld_stream_u4(const half_t* p) {
+        kiln_u4 v;
+        asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+        return v;
+    }
+    __device__ __forceinline__ kiln_u4 ld_u4(const half_t* p) {
+        kiln_u4 v;
+        asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+        return v;
+    }
+    __device__ __forceinline__ unsigned int u4_word(const kiln_u4& v, int i) {
+        return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+    }
+    __device__ __forceinline__ void ld_f4(const float* p, float* v) {
+        asm("ld.global.nc.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v[0]), "=f"(v[1]), "=f"(v[2]), "=f"(v[3]) : "l"(p));
+    }
+    __device__ __forceinline__ void unpack_half8(const kiln_u4& w, float* v) {
+        unsigned int words[4] = {w.x, w.y, w.z, w.w};
+        #pragma unroll
+        for (int i = 0; i < 4; i++) { v[2 * i] = h2f((half_t)(words[i] & 0xffffu)); v[2 * i + 1] = h2f((half_t)(words[i] >> 16)); }
+    }
+    __device__ __forceinline__ unsigned int pack_half2(float lo, float hi) {
+        return (unsigned int)f2h(lo) | ((unsigned int)f2h(hi) << 16);
+    }
+    __device__ __forceinline__ void st_half8(half_t* p, const float* v) {
+        asm volatile("st.global.v4.u32 [%0], {%1,%2,%3,%4};" :: "l"(p), "r"(pack_half2(v[0], v[1])), "r"(pack_half2(v[2], v[3])),
+                     "r"(pack_half2(v[4], v[5])), "r"(pack_half2(v[6], v[7])) : "memory");
     }
 
     // out[r, :] = table[index[r], :] (indices already validated and made non-negative on the host).
@@ -262,6 +296,72 @@ public enum KernelSource {
                 float y0 = (v[2 * i] - mean) * inv * g[i].x + bt[i].x, y1 = (v[2 * i + 1] - mean) * inv * g[i].y + bt[i].y;
                 if (out) ((unsigned int*)(out + base))[p] = (unsigned int)f2h(y0) | ((unsigned int)f2h(y1) << 16);
                 if (out32) { kiln_float2 y; y.x = y0; y.y = y1; ((kiln_float2*)(out32 + base))[p] = y; }
+            }
+        }
+    }
+
+    // LayerNorm for many rows, bandwidth-bound: one warp per row, 16-byte accesses (lane l holds
+    // halves 8l .. 8l+7, 8(l+32) .., ...; widths a multiple of 256 up to 1024) and every load of
+    // the row, fp32 parameters included, issued before the statistics. Same results as
+    // kiln_layer_norm_warp (the same fp32 sums per lane, then the same shuffle tree).
+    #define KILN_LN8_MAX_VECTORS 4
+    extern "C" __global__ void kiln_layer_norm_warp8(const half_t* x, const half_t* skip, const float* bias, const float* gamma,
+                                                     const float* beta, half_t* out, float* out32, half_t* sum_out, int rows,
+                                                     int width, float eps) {
+        int r = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+        if (r >= rows) return;
+        int vectors = width >> 8;
+        long long base = (long long)r * width;
+        kiln_u4 xw[KILN_LN8_MAX_VECTORS], sw[KILN_LN8_MAX_VECTORS];
+        float v[KILN_LN8_MAX_VECTORS][8], bv[KILN_LN8_MAX_VECTORS][8];
+        #pragma unroll
+        for (int i = 0; i < KILN_LN8_MAX_VECTORS; i++) {
+            if (i < vectors) {
+                int c = (i * 32 + lane) * 8;
+                xw[i] = ld_u4(x + base + c);
+                if (skip) sw[i] = ld_u4(skip + base + c);
+                if (bias) { ld_f4(bias + c, bv[i]); ld_f4(bias + c + 4, bv[i] + 4); }
+            }
+        }
+        float sum = 0.f;
+        #pragma unroll
+        for (int i = 0; i < KILN_LN8_MAX_VECTORS; i++) {
+            if (i < vectors) {
+                unpack_half8(xw[i], v[i]);
+                if (skip) { float t[8]; unpack_half8(sw[i], t);
+                    #pragma unroll
+                    for (int j = 0; j < 8; j++) v[i][j] += t[j]; }
+                #pragma unroll
+                for (int j = 0; j < 8; j++) { if (bias) v[i][j] += bv[i][j]; sum += v[i][j]; }
+                if (sum_out) st_half8(sum_out + base + (i * 32 + lane) * 8, v[i]);
+            }
+        }
+        float mean = warp_sum(sum) / width;
+        float var = 0.f;
+        #pragma unroll
+        for (int i = 0; i < KILN_LN8_MAX_VECTORS; i++) {
+            if (i < vectors) {
+                #pragma unroll
+                for (int j = 0; j < 8; j++) { float d = v[i][j] - mean; var += d * d; }
+            }
+        }
+        float inv = rsqrtf(warp_sum(var) / width + eps);
+        #pragma unroll
+        for (int i = 0; i < KILN_LN8_MAX_VECTORS; i++) {
+            if (i < vectors) {
+                int c = (i * 32 + lane) * 8;
+                float g[8], y[8];
+                ld_f4(gamma + c, g); ld_f4(gamma + c + 4, g + 4);
+                #pragma unroll
+                for (int j = 0; j < 8; j++) y[j] = (v[i][j] - mean) * inv * g[j];
+                if (beta) { float b[8]; ld_f4(beta + c, b); ld_f4(beta + c + 4, b + 4);
+                    #pragma unroll
+                    for (int j = 0; j < 8; j++) y[j] += b[j]; }
+                if (out) st_half8(out + base + c, y);
+                if (out32) {
+                    asm volatile("st.global.v4.f32 [%0], {%1,%2,%3,%4};" :: "l"(out32 + base + c), "f"(y[0]), "f"(y[1]), "f"(y[2]), "f"(y[3]) : "memory");
+                    asm volatile("st.global.v4.f32 [%0], {%1,%2,%3,%4};" :: "l"(out32 + base + c + 4), "f"(y[4]), "f"(y[5]), "f"(y[6]), "f"(y[7]) : "memory");
+                }
             }
         }
     }
@@ -500,9 +600,6 @@ public enum KernelSource {
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
     }
-    __device__ __forceinline__ unsigned int pack_half2(float lo, float hi) {
-        return (unsigned int)f2h(lo) | ((unsigned int)f2h(hi) << 16);
-    }
     #define KILN_MMA_MAX_TILES 16
     template <int HS>
     __device__ __forceinline__ void attention_mma(const half_t* q, const half_t* k, const half_t* v, long long qkv_stride,
@@ -626,91 +723,173 @@ public enum KernelSource {
         attention_mma<64>(q, k, v, qkv_stride, mask, mask_batch, mask_head, mask_row, out, out_stride, seq, scale, nan_to_zero);
     }
     // Skinny GEMM for a few rows (M <= 64: batch 1-2 at seq 32): Y[M, N] = act(X[M, K]·W + bias),
-    // fp16 in and out, fp32 accumulation on the tensor cores (mma.sync m16n8k16). There cuBLASLt's
-    // kernels take 5-8 us for what streaming the weights once costs ~1 us. W comes transposed
-    // (wt = Wᵀ, [N, K] row-major), so a lane's B fragment is two 4-byte loads from one row, and
-    // the 4 lanes of a quad read one 32-byte sector. Grid (N / 32, splits), 4 warps a block:
-    // warp w owns columns 32·blockIdx.x + 8w .. +8 over k in [kspan·blockIdx.y, +kspan), every
-    // m-tile of 16 rows (rows past M read as 0 and are not written). One split: the epilogue
-    // runs from registers. Several: partial sums go to an fp32 workspace ([M, N], all zero
-    // between calls) with atomicAdd; the last block of a column tile (a counter per tile) takes
-    // them back with atomicExch (leaving zeros), adds the bias, applies the activation
-    // (activate_code) and writes Y, then resets the counter. Needs K a multiple of 16, N of 32,
-    // lda even and 4-byte aligned X, Y, wt (the launcher checks).
-    #define KILN_SKINNY_MAX_MT 4
-    extern "C" __global__ void kiln_gemm_skinny(const half_t* x, int lda, const half_t* wt, const half_t* bias, half_t* y,
-                                                float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act) {
-        int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-        int col0 = blockIdx.x * 32 + warp * 8;
-        int kbegin = blockIdx.y * kspan, kend = min(k, kbegin + kspan);
-        int mtiles = (m + 15) >> 4;
-        float acc[KILN_SKINNY_MAX_MT][4];
+    // fp16 in and out, fp32 accumulation on the tensor cores (mma.sync m16n8k16). With so few rows
+    // a GEMM is bound by streaming W once (BERT-base: 1.2-4.7 MB per GEMM), so the kernel is built
+    // around keeping enough weight bytes in flight: every load is 16 bytes, a warp's loads for the
+    // next 64-k chunk are issued before it multiplies the current one, and K is split over blocks
+    // until the GPU is full.
+    // k permutation: the sum over k does not care which physical k an mma's logical k is, as long
+    // as A and B agree. Lane (g, t) supplies logical k {2t, 2t+1, 2t+8, 2t+9} of each m16n8k16
+    // step; in step s (0..3) of a 64-k chunk it takes physical k 32(s / 2) + 8t + 4(s % 2) .. +3
+    // instead. So over a chunk a lane needs k 8t .. 8t+7 and 32+8t .. 32+8t+7 of one W row (wt =
+    // Wᵀ, [N, K] row-major) and of each of its X rows: two 16-byte loads each, and each of a
+    // warp's W loads covers 64 contiguous bytes (two whole sectors) of 8 rows.
+    // Block: 4 warps; warp w owns columns 128·blockIdx.x + 32w .. +32 (4 n-tiles of 8) over k in
+    // [kspan·blockIdx.y, +kspan) and all MT m-tiles of 16 rows (rows past M load row M-1 and are
+    // never written). The 4 warps read the same X (L1 serves the repeats); W bypasses L1.
+    // One split: the epilogue runs from registers. Several: partial sums are added into an fp32
+    // workspace ([M, N], all zero between calls) with vector reductions at L2; the last block of a
+    // column tile (a counter per tile) reads the sums back through L2, zeroes them, adds the bias,
+    // applies the activation (activate_code) and writes Y, then resets its counter. Needs K a
+    // multiple of 64, N of 32, lda of 8 and 16-byte aligned X, W and Y (the launcher checks).
+    template <int MT> struct SkinnyChunk {
+        kiln_u4 w[4][2];       // [n-tile][half of the lane's 16 k]
+        kiln_u4 x[MT][2][2];   // [m-tile][row g, row g + 8][half]
+    };
+    template <int MT>
+    __device__ __forceinline__ void skinny_load(SkinnyChunk<MT>& f, const half_t* const* xrow, const half_t* wrow, int k, int kc) {
         #pragma unroll
-        for (int i = 0; i < KILN_SKINNY_MAX_MT; i++) { acc[i][0] = 0.f; acc[i][1] = 0.f; acc[i][2] = 0.f; acc[i][3] = 0.f; }
-        const half_t* wrow = wt + (long long)(col0 + g) * k + 2 * t;
-        #pragma unroll 4
-        for (int kk = kbegin; kk < kend; kk += 16) {
-            unsigned int b[2];
-            b[0] = *(const unsigned int*)(wrow + kk);
-            b[1] = *(const unsigned int*)(wrow + kk + 8);
+        for (int nt = 0; nt < 4; nt++) {
+            f.w[nt][0] = ld_stream_u4(wrow + (long long)nt * 8 * k + kc);
+            f.w[nt][1] = ld_stream_u4(wrow + (long long)nt * 8 * k + kc + 32);
+        }
+        #pragma unroll
+        for (int i = 0; i < 2 * MT; i++) {
+            f.x[i >> 1][i & 1][0] = ld_u4(xrow[i] + kc);
+            f.x[i >> 1][i & 1][1] = ld_u4(xrow[i] + kc + 32);
+        }
+    }
+    template <int MT>
+    __device__ __forceinline__ void skinny_mma(float (&acc)[MT][4][4], const SkinnyChunk<MT>& f) {
+        #pragma unroll
+        for (int s = 0; s < 4; s++) {
+            int h = s >> 1, lo = (s & 1) * 2;
             #pragma unroll
-            for (int i = 0; i < KILN_SKINNY_MAX_MT; i++) {
-                if (i < mtiles) {
-                    int r0 = i * 16 + g, r1 = r0 + 8;
-                    const half_t* x0 = x + (long long)r0 * lda + kk + 2 * t;
-                    const half_t* x1 = x + (long long)r1 * lda + kk + 2 * t;
-                    unsigned int a[4];
-                    a[0] = r0 < m ? *(const unsigned int*)x0 : 0u;
-                    a[1] = r1 < m ? *(const unsigned int*)x1 : 0u;
-                    a[2] = r0 < m ? *(const unsigned int*)(x0 + 8) : 0u;
-                    a[3] = r1 < m ? *(const unsigned int*)(x1 + 8) : 0u;
-                    mma_16816(acc[i], a, b);
+            for (int mt = 0; mt < MT; mt++) {
+                unsigned int a[4] = {u4_word(f.x[mt][0][h], lo), u4_word(f.x[mt][1][h], lo),
+                                     u4_word(f.x[mt][0][h], lo + 1), u4_word(f.x[mt][1][h], lo + 1)};
+                #pragma unroll
+                for (int nt = 0; nt < 4; nt++) {
+                    unsigned int b[2] = {u4_word(f.w[nt][h], lo), u4_word(f.w[nt][h], lo + 1)};
+                    mma_16816(acc[mt][nt], a, b);
                 }
             }
         }
-        int col = col0 + 2 * t;
-        if (gridDim.y == 1) {
-            float b0 = bias ? h2f(bias[col]) : 0.f, b1 = bias ? h2f(bias[col + 1]) : 0.f;
+    }
+    template <int MT>
+    __device__ __forceinline__ void gemm_skinny(const half_t* x, int lda, const half_t* wt, const half_t* bias, half_t* y,
+                                                float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act,
+                                                const half_t* next_w, long long next_bytes) {
+        const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+        if (next_w && threadIdx.x == 0) {
+            // Warm L2 with this block's share of the next GEMM's weights: that GEMM then reads
+            // them from L2 instead of device memory (cp.async.bulk.prefetch: no registers, no wait).
+            long long blocks = (long long)gridDim.x * gridDim.y, b = (long long)blockIdx.y * gridDim.x + blockIdx.x;
+            long long share = ((next_bytes + blocks - 1) / blocks + 15) & ~15ll;
+            long long begin = b * share, end = min(next_bytes, begin + share);
+            for (long long off = begin; off < end; off += 65536) {
+                unsigned int size = (unsigned int)min(65536ll, end - off);
+                asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"((const char*)next_w + off), "r"(size) : "memory");
+            }
+        }
+        const int col0 = blockIdx.x * 128 + warp * 32;
+        const int kbegin = blockIdx.y * kspan, kend = min(k, kbegin + kspan);
+        float acc[MT][4][4];
+        #pragma unroll
+        for (int mt = 0; mt < MT; mt++)
             #pragma unroll
-            for (int i = 0; i < KILN_SKINNY_MAX_MT; i++) {
+            for (int nt = 0; nt < 4; nt++) { acc[mt][nt][0] = 0.f; acc[mt][nt][1] = 0.f; acc[mt][nt][2] = 0.f; acc[mt][nt][3] = 0.f; }
+        if (col0 < n) {
+            const half_t* xrow[2 * MT];
+            #pragma unroll
+            for (int i = 0; i < 2 * MT; i++) xrow[i] = x + (long long)min((i >> 1) * 16 + g + 8 * (i & 1), m - 1) * lda + 8 * t;
+            const half_t* wrow = wt + (long long)(col0 + g) * k + 8 * t;
+            SkinnyChunk<MT> f0, f1;
+            int kc = kbegin;
+            skinny_load(f0, xrow, wrow, k, kc);
+            while (true) {
+                bool more = kc + 64 < kend;
+                if (more) skinny_load(f1, xrow, wrow, k, kc + 64);
+                skinny_mma(acc, f0);
+                if (!more) break;
+                kc += 64;
+                bool again = kc + 64 < kend;
+                if (again) skinny_load(f0, xrow, wrow, k, kc + 64);
+                skinny_mma(acc, f1);
+                if (!again) break;
+                kc += 64;
+            }
+        }
+        if (gridDim.y == 1) {
+            if (col0 >= n) return;
+            #pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                int col = col0 + nt * 8 + 2 * t;
+                float b0 = bias ? h2f(bias[col]) : 0.f, b1 = bias ? h2f(bias[col + 1]) : 0.f;
                 #pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    int row = i * 16 + g + 8 * h;
-                    if (i < mtiles && row < m) {
-                        float v0 = activate_code(acc[i][2 * h] + b0, act), v1 = activate_code(acc[i][2 * h + 1] + b1, act);
-                        *(unsigned int*)(y + (long long)row * n + col) = pack_half2(v0, v1);
+                for (int mt = 0; mt < MT; mt++) {
+                    #pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        int row = mt * 16 + g + 8 * h;
+                        if (row < m) {
+                            float v0 = activate_code(acc[mt][nt][2 * h] + b0, act), v1 = activate_code(acc[mt][nt][2 * h + 1] + b1, act);
+                            *(unsigned int*)(y + (long long)row * n + col) = pack_half2(v0, v1);
+                        }
                     }
                 }
             }
             return;
         }
-        #pragma unroll
-        for (int i = 0; i < KILN_SKINNY_MAX_MT; i++) {
+        if (col0 < n) {
             #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                int row = i * 16 + g + 8 * h;
-                if (i < mtiles && row < m) {
-                    atomicAdd(workspace + (long long)row * n + col, acc[i][2 * h]);
-                    atomicAdd(workspace + (long long)row * n + col + 1, acc[i][2 * h + 1]);
-                }
-            }
+            for (int mt = 0; mt < MT; mt++)
+                #pragma unroll
+                for (int nt = 0; nt < 4; nt++)
+                    #pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        int row = mt * 16 + g + 8 * h;
+                        if (row < m) {
+                            float* p = workspace + (long long)row * n + col0 + nt * 8 + 2 * t;
+                            asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(p), "f"(acc[mt][nt][2 * h]), "f"(acc[mt][nt][2 * h + 1]) : "memory");
+                        }
+                    }
         }
-        __shared__ int last;
+        __threadfence();
         __syncthreads();
-        if (threadIdx.x == 0) {
-            __threadfence();
-            last = atomicAdd(counters + blockIdx.x, 1u) == gridDim.y - 1;
-        }
+        __shared__ int last;
+        if (threadIdx.x == 0) last = atomicAdd(counters + blockIdx.x, 1u) == gridDim.y - 1;
         __syncthreads();
         if (!last) return;
         __threadfence();
-        for (int e = threadIdx.x; e < m * 32; e += blockDim.x) {
-            int row = e >> 5, c = blockIdx.x * 32 + (e & 31);
-            float v = atomicExch(workspace + (long long)row * n + c, 0.f);
-            if (bias) v += h2f(bias[c]);
-            y[(long long)row * n + c] = f2h(activate_code(v, act));
+        int tile0 = blockIdx.x * 128, width = min(128, n - tile0);
+        for (int e = threadIdx.x; e < m * (width >> 2); e += blockDim.x) {
+            int row = e / (width >> 2), c = tile0 + (e % (width >> 2)) * 4;
+            float* p = workspace + (long long)row * n + c;
+            float v[4];
+            asm volatile("ld.global.cg.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v[0]), "=f"(v[1]), "=f"(v[2]), "=f"(v[3]) : "l"(p) : "memory");
+            asm volatile("st.global.cg.v4.f32 [%0], {%1,%1,%1,%1};" :: "l"(p), "f"(0.f) : "memory");
+            #pragma unroll
+            for (int j = 0; j < 4; j++) v[j] = activate_code(v[j] + (bias ? h2f(bias[c + j]) : 0.f), act);
+            unsigned int lo = pack_half2(v[0], v[1]), hi = pack_half2(v[2], v[3]);
+            asm volatile("st.global.v2.u32 [%0], {%1, %2};" :: "l"(y + (long long)row * n + c), "r"(lo), "r"(hi) : "memory");
         }
         if (threadIdx.x == 0) counters[blockIdx.x] = 0u;
+    }
+    extern "C" __global__ void kiln_gemm_skinny_m1(const half_t* x, int lda, const half_t* wt, const half_t* bias,
+            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act, const half_t* next_w, long long next_bytes) {
+        gemm_skinny<1>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act, next_w, next_bytes);
+    }
+    extern "C" __global__ void kiln_gemm_skinny_m2(const half_t* x, int lda, const half_t* wt, const half_t* bias,
+            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act, const half_t* next_w, long long next_bytes) {
+        gemm_skinny<2>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act, next_w, next_bytes);
+    }
+    extern "C" __global__ void kiln_gemm_skinny_m3(const half_t* x, int lda, const half_t* wt, const half_t* bias,
+            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act, const half_t* next_w, long long next_bytes) {
+        gemm_skinny<3>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act, next_w, next_bytes);
+    }
+    extern "C" __global__ void kiln_gemm_skinny_m4(const half_t* x, int lda, const half_t* wt, const half_t* bias,
+            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act, const half_t* next_w, long long next_bytes) {
+        gemm_skinny<4>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act, next_w, next_bytes);
     }
     """#
 }

@@ -2,6 +2,7 @@
 // Why at engine build: the SASS matches the exact arch (cuDeviceGetAttribute compute
 // capability -> --gpu-architecture=sm_XY); compile time (~1 s) is paid once per engine.
 import CKilnCUDA
+import Foundation
 import Glibc
 
 /// A loaded CUDA module with Kiln's kernels.
@@ -12,7 +13,7 @@ final class KernelModule: @unchecked Sendable {
     let nvrtcVersion: String
 
     /// Compiles `source` for `architecture` and resolves `entryPoints`.
-    init(source: String = KernelSource.source, architecture: String, entryPoints: [String] = KernelSource.entryPoints) throws {
+    init(source: String = KernelSource.developmentSource ?? KernelSource.source, architecture: String, entryPoints: [String] = KernelSource.entryPoints) throws {
         try CUDALibraries.load(.nvrtc)
         var major: Int32 = 0, minor: Int32 = 0
         _ = knvrtc_version(&major, &minor)
@@ -59,6 +60,31 @@ final class KernelModule: @unchecked Sendable {
     }
 
     func function(_ name: String) -> kcu_function { functions[name]! }
+}
+
+extension KernelSource {
+    /// Kernel development on a GPU machine without rebuilding Kiln: KILN_CUDA_KERNEL_SOURCE names
+    /// a CUDA C file, or a copy of KernelSource.swift (its source string is taken out of it),
+    /// compiled instead of the built-in source. The entry points and their parameters must match
+    /// the ones this build launches. Unset (the default): nil.
+    static let developmentSource: String? = {
+        guard let path = ProcessInfo.processInfo.environment["KILN_CUDA_KERNEL_SOURCE"], !path.isEmpty else { return nil }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            FileHandle.standardError.write(Data("kiln: KILN_CUDA_KERNEL_SOURCE=\(path) could not be read; using the built-in kernels\n".utf8))
+            return nil
+        }
+        FileHandle.standardError.write(Data("kiln: compiling CUDA kernels from \(path) (KILN_CUDA_KERNEL_SOURCE)\n".utf8))
+        guard path.hasSuffix(".swift") else { return text }
+        return embeddedSource(inSwiftFile: text)
+    }()
+
+    /// The CUDA C inside KernelSource.swift's `source` literal, indentation removed.
+    static func embeddedSource(inSwiftFile text: String) -> String? {
+        guard let open = text.range(of: "public static let source = #\"\"\"\n"),
+              let close = text.range(of: "\n    \"\"\"#", range: open.upperBound..<text.endIndex) else { return nil }
+        return text[open.upperBound..<close.lowerBound].split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.hasPrefix("    ") ? String($0.dropFirst(4)) : String($0) }.joined(separator: "\n")
+    }
 }
 
 /// Calls `body` with a C array of C strings that live for the call.

@@ -1,19 +1,15 @@
-// SkinnyGemm: Kiln's own fp16 GEMM for few rows (kiln_gemm_skinny), where cuBLASLt is slow.
-// Status: experimental, off by default (KILN_CUDA_SKINNY_GEMM=1). On an H200 (2026-12-03) it
-// matched the reference on every shipped model but was slower than cuBLASLt: BERT-base seq 32
-// batch 1 1.075 vs 0.671 ms per forward, batch 2 1.599 ms. Likely causes, not yet measured one
-// by one: X fragments are 4-byte loads from L1/L2 on every k step (no shared-memory staging, no
-// cp.async pipelining), so the k loop waits on load latency; split-K does 2 atomics per output
-// element per block. Kept because its fragment layout and in-kernel split-K reduction are
-// verified; the next version should stage X in shared memory once per block and pipeline W.
-// Pattern: for M <= 64 rows (a batch-1 or -2 request at seq 32), a GEMM is bound by streaming
-// its weights once, and cuBLASLt's kernels run 5-8 us for what that costs ~1 us on an H200; this
-// kernel spreads the columns (32 per block) and, when there are too few column tiles to fill the
-// GPU, K (split-K with an in-kernel reduction by the last block of each tile) over about two
-// blocks per SM, and fuses bias and activation into its epilogue (no separate bias+GELU kernel).
+// SkinnyGemm: Kiln's own fp16 GEMM for few rows (KernelSource `kiln_gemm_skinny_m1..m4`), where
+// cuBLASLt's kernels are slow.
+// Pattern: for M <= 64 rows (a batch-1 or -2 request at seq 32) a GEMM is bound by streaming its
+// weights once: BERT-base's 1.2-4.7 MB per GEMM cost ~0.4-1.6 us at an H100's bandwidth, while
+// cuBLASLt's kernels take 5.6-7.9 us at M = 32. The kernel gives each warp 32 columns x a K span,
+// keeps every weight load 16 bytes wide with the next 64-k chunk in flight while it multiplies the
+// current one, splits K over blocks until the GPU is full, and fuses bias and activation into
+// its epilogue (so no separate bias+GELU kernel runs).
 // Safe: it computes the same Y = act(X·W + bias) in fp32 from the same fp16 operands (only the
-// summation order differs), the launcher only takes shapes the kernel supports, and the split-K
-// workspace is left all zero by every call (the last block reads each sum with atomicExch).
+// summation order differs: a fixed order within a block, fp32 atomics across K splits), the
+// launcher only takes shapes and alignments the kernel supports, and the split-K workspace and
+// tile counters are left all zero by every call.
 import CKilnCUDA
 
 /// The device scratch of the skinny GEMM's split-K reduction, owned by one engine (whose runs
@@ -22,48 +18,60 @@ final class SkinnyGemmWorkspace {
     /// Most rows the kernel takes (4 m-tiles of 16).
     static let maxRows = 64
     /// Most columns (the workspace holds maxRows x maxColumns sums).
-    static let maxColumns = 4096
-    /// Most split-K blocks per column tile.
-    static let maxSplits = 32
+    static let maxColumns = 8192
+    /// Columns per block (4 warps x 32).
+    static let blockColumns = 128
+    /// K per chunk of the kernel's inner loop; K and every split are multiples of it.
+    static let chunk = 64
 
     let sums: DeviceBuffer  // fp32 [maxRows, maxColumns], all zero between calls
-    let counters: DeviceBuffer  // uint32 [maxColumns / 32], all zero between calls
+    let counters: DeviceBuffer  // uint32 [maxColumns / blockColumns], all zero between calls
     let multiprocessors: Int
 
     init(multiprocessors: Int, stream: kcu_stream) throws {
         sums = try DeviceBuffer(byteCount: Self.maxRows * Self.maxColumns * 4)
-        counters = try DeviceBuffer(byteCount: Self.maxColumns / 32 * 4)
+        counters = try DeviceBuffer(byteCount: Self.maxColumns / Self.blockColumns * 4)
         try checkDriver(kcu_memset_d8_async(sums.address, 0, sums.byteCount, stream), "cuMemsetD8Async")
         try checkDriver(kcu_memset_d8_async(counters.address, 0, counters.byteCount, stream), "cuMemsetD8Async")
         try checkDriver(kcu_stream_synchronize(stream), "cuStreamSynchronize")
         self.multiprocessors = max(1, multiprocessors)
     }
 
-    /// Whether the kernel takes a GEMM of this shape (`lda` in elements; pointers checked by the caller).
+    /// Whether the kernel takes a GEMM of this shape (`lda` in elements; the caller checks that
+    /// X, Wᵀ and Y are 16-byte aligned).
     static func fits(rows: Int, n: Int, k: Int, lda: Int) -> Bool {
-        rows >= 1 && rows <= maxRows && n % 32 == 0 && n <= maxColumns && k % 16 == 0 && lda % 2 == 0 && lda >= k
+        rows >= 1 && rows <= maxRows && n % 32 == 0 && n <= maxColumns && k % chunk == 0 && k > 0 && lda % 8 == 0 && lda >= k
     }
 
-    /// How K is split: about two blocks per SM, at least 128 k per block (fewer, larger blocks
-    /// beat the atomics of many small ones), spans a multiple of 16.
-    func split(n: Int, k: Int) -> (splits: Int, span: Int) {
-        let tiles = n / 32
-        let wanted = (2 * multiprocessors + tiles - 1) / tiles
-        let splits = max(1, min(wanted, k / 128, Self.maxSplits))
-        let span = ((k + splits - 1) / splits + 15) / 16 * 16
-        return ((k + span - 1) / span, span)
+    /// The K span of one block: the largest multiple of 64 that divides K and still gives at
+    /// least one block per SM (fewer, longer blocks mean fewer atomics and a longer stream of
+    /// loads per warp); 64 when even that leaves SMs idle.
+    static func kSpan(n: Int, k: Int, multiprocessors: Int) -> Int {
+        let tiles = (n + blockColumns - 1) / blockColumns
+        var best = chunk
+        for span in stride(from: chunk, through: k, by: chunk) where k % span == 0 && tiles * (k / span) >= multiprocessors {
+            best = span
+        }
+        return best
     }
+
+    /// The kernel entry point for `rows` rows (one specialisation per m-tile count).
+    static func entryPoint(rows: Int) -> String { "kiln_gemm_skinny_m\((rows + 15) / 16)" }
 }
 
 extension KernelLauncher {
     /// Y[rows, n] = act(X[rows, k] · W + bias) with `weightsT` = Wᵀ ([n, k] fp16), `bias` n fp16 or 0,
-    /// act 0 none, 1 erf GELU, 2 tanh GELU, 3 ReLU; Y is contiguous ([rows, n]).
+    /// act 0 none, 1 erf GELU, 2 tanh GELU, 3 ReLU; Y is contiguous ([rows, n]). `prefetch`: the
+    /// next GEMM's weights, which the blocks ask L2 to load while this one runs (nil: none).
     func skinnyGemm(input: kcu_deviceptr, lda: Int, weightsT: kcu_deviceptr, bias: kcu_deviceptr, output: kcu_deviceptr,
-                    rows: Int, n: Int, k: Int, activation: Int32, workspace: SkinnyGemmWorkspace) throws {
-        let (splits, span) = workspace.split(n: n, k: k)
-        try launch("kiln_gemm_skinny", grid: (n / 32, splits, 1), block: 128,
+                    rows: Int, n: Int, k: Int, activation: Int32, workspace: SkinnyGemmWorkspace, kSpan: Int? = nil,
+                    prefetch: DeviceBuffer? = nil) throws {
+        let span = kSpan ?? SkinnyGemmWorkspace.kSpan(n: n, k: k, multiprocessors: workspace.multiprocessors)
+        let tiles = (n + SkinnyGemmWorkspace.blockColumns - 1) / SkinnyGemmWorkspace.blockColumns
+        try launch(SkinnyGemmWorkspace.entryPoint(rows: rows), grid: (tiles, (k + span - 1) / span, 1), block: 128,
                    [.pointer(input), .int32(Int32(lda)), .pointer(weightsT), .pointer(bias), .pointer(output),
                     .pointer(workspace.sums.address), .pointer(workspace.counters.address), .int32(Int32(rows)),
-                    .int32(Int32(n)), .int32(Int32(k)), .int32(Int32(span)), .int32(activation)])
+                    .int32(Int32(n)), .int32(Int32(k)), .int32(Int32(span)), .int32(activation),
+                    .pointer(prefetch?.address ?? 0), .int64(Int64(prefetch?.byteCount ?? 0))])
     }
 }
