@@ -1,6 +1,10 @@
 // Thread helpers Swift's Glibc module does not expose (GNU extensions).
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <errno.h>
 
 #include "kiln_simd.h"
 
@@ -9,5 +13,25 @@ void kiln_set_thread_name(const char *name) {
     pthread_setname_np(pthread_self(), name);  // at most 15 bytes are kept
 #else
     (void)name;
+#endif
+}
+
+int kiln_thread_nice(void) {
+#if defined(__linux__)
+    errno = 0;
+    int value = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    return errno == 0 ? value : 0;
+#else
+    return 0;
+#endif
+}
+
+int kiln_set_thread_nice(int value) {
+#if defined(__linux__)
+    // On Linux a nice value belongs to one thread (its id), not to the whole process.
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), value) == 0 ? 0 : errno;
+#else
+    (void)value;
+    return 0;
 #endif
 }

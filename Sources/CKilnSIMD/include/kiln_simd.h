@@ -30,6 +30,11 @@ static inline void kiln_cpu_relax(void) {
 
 /// Names the calling thread (shown by top -H, /proc/PID/task/TID/comm; at most 15 bytes kept).
 void kiln_set_thread_name(const char *name);
+/// The calling thread's nice value (Linux: per thread; 0 elsewhere).
+int kiln_thread_nice(void);
+/// Sets the calling thread's nice value; 0 on success, else errno (EPERM/EACCES when raising
+/// priority without CAP_SYS_NICE).
+int kiln_set_thread_nice(int value);
 
 /// 1 when this build contains the AVX2 kernels (x86-64), 0 elsewhere (the functions below are
 /// then stubs that must not be called).

@@ -188,6 +188,7 @@ final class ComputePool: @unchecked Sendable {
 
     private func workerLoop(number: Int, seen initial: UInt64) {
         kiln_set_thread_name("kiln-compute-\(number)")
+        ComputeThreadPriority.applyToCurrentThread()
         var seen = initial
         while true {
             seen = waitForNewGeneration(after: seen)

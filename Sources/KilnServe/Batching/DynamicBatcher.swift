@@ -7,6 +7,7 @@
 // every queue change happens under one lock, each request is removed from the queue exactly once
 // (by the worker that runs it or expires it), and each continuation is resumed exactly once.
 import Foundation
+import KilnRuntime
 
 /// When an idle engine instance waits for more requests before it runs a batch.
 public enum BatchWait: String, Sendable, Codable, CaseIterable {
@@ -253,6 +254,7 @@ public final class DynamicBatcher<Item: Sendable, Output: Sendable>: @unchecked 
     }
 
     private func workerLoop(instance: Int) {
+        EngineThreads.prepareCurrentThread()
         condition.lock()
         while true {
             while queue.isEmpty && !stopping { condition.wait() }
