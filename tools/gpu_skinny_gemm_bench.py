@@ -32,12 +32,11 @@ workspace = cp.zeros(64 * 4096, dtype=cp.float32)
 counters = cp.zeros(4096 // 32, dtype=cp.uint32)
 NULL = np.uint64(0)
 
-def launch(x, wt, bias, y, m, n, k, kspan, act, stream, next_w=NULL, next_bytes=0):
+def launch(x, wt, bias, y, m, n, k, kspan, act, stream):
     mt = (m + 15) // 16
     grid = ((n + 127) // 128, (k + kspan - 1) // kspan)
     kernels[mt](grid, (128,), (x, np.int32(k), wt, bias if bias is not None else NULL, y, workspace, counters,
-                               np.int32(m), np.int32(n), np.int32(k), np.int32(kspan), np.int32(act),
-                               next_w, np.int64(next_bytes)), stream=stream)
+                               np.int32(m), np.int32(n), np.int32(k), np.int32(kspan), np.int32(act)), stream=stream)
 
 def gelu(v):
     return 0.5 * v * (1 + torch.erf(v / 2 ** 0.5))
@@ -115,16 +114,13 @@ def per_shape_torch(shape_index):
                 y = torch.nn.functional.gelu(y)
     return run
 
-def kiln_chain(kspans, only=None, prefetch=False):
+def kiln_chain(kspans, only=None):
     def run(s):
         cs = cp.cuda.ExternalStream(s.cuda_stream)
         chain = [(l, i) for l in range(layers) for i in range(4) if only is None or i == only]
-        for j, (l, i) in enumerate(chain):
+        for l, i in chain:
             (n, k, act), (w, b) = layer_shapes[i], torch_w[l][i]
-            nl, ni = chain[(j + 1) % len(chain)]
-            nw = torch_w[nl][ni][0]
-            launch(x_in[k].data_ptr(), w.data_ptr(), b.data_ptr(), outs[n].data_ptr(), M, n, k, kspans[i], act, cs,
-                   np.uint64(nw.data_ptr()) if prefetch else NULL, nw.numel() * 2)
+            launch(x_in[k].data_ptr(), w.data_ptr(), b.data_ptr(), outs[n].data_ptr(), M, n, k, kspans[i], act, cs)
     return run
 
 def heuristic(n, k):
@@ -140,15 +136,13 @@ chosen = [heuristic(n, k) for (n, k, _) in layer_shapes]
 results["kiln heuristic"] = time_graph(kiln_chain(chosen), f"kiln skinny, heuristic kspans {chosen}")
 for kspan in (64, 128, 256, 384, 768):
     results[f"kiln {kspan}"] = time_graph(kiln_chain([min(kspan, k) for (_, k, _) in layer_shapes]), f"kiln skinny, kspan {kspan}")
-    time_graph(kiln_chain([min(kspan, k) for (_, k, _) in layer_shapes], prefetch=True), f"kiln skinny + L2 prefetch of the next, kspan {kspan}")
-time_graph(kiln_chain(chosen, prefetch=True), f"kiln skinny + L2 prefetch, heuristic kspans {chosen}")
+
 print("per shape (12 distinct weights each):")
 for i, (n, k, act) in enumerate(layer_shapes):
     time_graph(per_shape_torch(i), f"  torch N={n} K={k} act={act}", count=12)
     for kspan in sorted({64, 128, 192, 256, 384, 768, chosen[i]}):
         if kspan <= k and k % kspan == 0:
             time_graph(kiln_chain([kspan] * 4, only=i), f"  kiln  N={n} K={k} kspan={kspan} blocks={((n+127)//128)*(k//kspan)}", count=12)
-            time_graph(kiln_chain([kspan] * 4, only=i, prefetch=True), f"  kiln+prefetch N={n} K={k} kspan={kspan}", count=12)
 
 # --- LayerNorm kernels (SkipLayerNorm as BERT runs it: x + skip + bias, gamma, beta; fp16 out) ---
 print("layernorm (width 768, x + skip + bias), us per launch in a graph of 24:")

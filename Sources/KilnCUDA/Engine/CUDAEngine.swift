@@ -36,10 +36,11 @@ public struct CUDAEngineOptions: Sendable {
     /// enough work (KernelSource.tensorCoreAttentionPays); KILN_CUDA_ATTENTION=simt keeps the
     /// fp32 SIMT kernel everywhere (for comparisons).
     public var tensorCoreAttention = ProcessInfo.processInfo.environment["KILN_CUDA_ATTENTION"] != "simt"
-    /// Kiln's skinny GEMM (KernelSource `kiln_gemm_skinny`) for fp16 GEMMs of up to 64 rows
+    /// Kiln's skinny GEMM (KernelSource `kiln_gemm_skinny_m*`) for fp16 GEMMs of up to 64 rows
     /// instead of cuBLASLt, with bias and activation fused (keeps a transposed copy of those
-    /// weights: +1x fp16 weight memory). Experimental: correct on the shipped models but slower
-    /// than cuBLASLt so far (see SkinnyGemm.swift); KILN_CUDA_SKINNY_GEMM=1 turns it on.
+    /// weights: +1x fp16 weight memory). Experimental: correct on the shipped models but ~2x
+    /// slower than cuBLAS per GEMM on an H100 so far (see SkinnyGemm.swift); KILN_CUDA_SKINNY_GEMM=1
+    /// turns it on.
     public var skinnyGemm = ProcessInfo.processInfo.environment["KILN_CUDA_SKINNY_GEMM"] == "1"
 
     public init(deviceOrdinal: Int = 0, maxBatch: Int = 16, maxSequence: Int = 128, useGraphs: Bool = true, autotune: Bool = true,
@@ -94,16 +95,6 @@ public final class CUDAEngine: @unchecked Sendable {
         deinit { if let exec { _ = kcu_graph_exec_destroy(exec) } }
     }
 
-    /// Links each skinny-GEMM step to the next one in run order, whose weights it warms into L2.
-    private static func chainPrefetches(_ steps: [CUDAStep]) {
-        var previous: GemmWeights?
-        for step in steps {
-            guard case .gemm(let weights) = step.kind, let transposed = weights.weightsT else { continue }
-            previous?.nextWeightsT = transposed
-            previous = weights
-        }
-    }
-
     public var inputSignature: [ValueInfo] { graph.inputs }
     public var outputSignature: [ValueInfo] { graph.outputs }
     public var device: CUDADeviceInfo { context.device }
@@ -128,7 +119,6 @@ public final class CUDAEngine: @unchecked Sendable {
         let stream = context.stream
         steps = try nodes.map { try CUDAStep.bind($0, graph: graph, stream: stream, transposedWeights: options.skinnyGemm) }
         skinny = options.skinnyGemm ? try SkinnyGemmWorkspace(multiprocessors: context.device.multiprocessors, stream: stream) : nil
-        Self.chainPrefetches(steps)
         wantsF32 = try Self.float32Values(steps, graph: graph, stream: stream)
         var placement: [String: (gpu: Int, host: Int)] = [:]
         for step in steps {

@@ -118,8 +118,7 @@ final class CUDAExecutor {
            SkinnyGemmWorkspace.fits(rows: a.rows, n: w.n, k: w.k, lda: a.rowStride), a.address % 16 == 0 {
             let out = try allocate(Array(a.shape.dropLast()) + [w.n], .f16)
             try launcher.skinnyGemm(input: a.address, lda: a.rowStride, weightsT: weightsT.address, bias: w.bias16?.address ?? 0,
-                                    output: out.address, rows: a.rows, n: w.n, k: w.k, activation: Int32(activation), workspace: skinny,
-                                    prefetch: w.nextWeightsT)
+                                    output: out.address, rows: a.rows, n: w.n, k: w.k, activation: Int32(activation), workspace: skinny)
             values[node.outputs[0]] = .device(out)
             return true
         }

@@ -19,8 +19,6 @@ final class GemmWeights {
     var weights32: DeviceBuffer?
     /// Wᵀ, fp16 [N, K], for the skinny GEMM (few rows); nil when it is off or the shape does not fit.
     var weightsT: DeviceBuffer?
-    /// Wᵀ of the GEMM that runs next with the skinny kernel, warmed into L2 while this one runs.
-    var nextWeightsT: DeviceBuffer?
     /// The fp32 weights, kept until the engine decides which GEMMs are heads.
     var hostWeights: [Float]?
 

@@ -778,20 +778,8 @@ public enum KernelSource {
     }
     template <int MT>
     __device__ __forceinline__ void gemm_skinny(const half_t* x, int lda, const half_t* wt, const half_t* bias, half_t* y,
-                                                float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act,
-                                                const half_t* next_w, long long next_bytes) {
+                                                float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act) {
         const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-        if (next_w && threadIdx.x == 0) {
-            // Warm L2 with this block's share of the next GEMM's weights: that GEMM then reads
-            // them from L2 instead of device memory (cp.async.bulk.prefetch: no registers, no wait).
-            long long blocks = (long long)gridDim.x * gridDim.y, b = (long long)blockIdx.y * gridDim.x + blockIdx.x;
-            long long share = ((next_bytes + blocks - 1) / blocks + 15) & ~15ll;
-            long long begin = b * share, end = min(next_bytes, begin + share);
-            for (long long off = begin; off < end; off += 65536) {
-                unsigned int size = (unsigned int)min(65536ll, end - off);
-                asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"((const char*)next_w + off), "r"(size) : "memory");
-            }
-        }
         const int col0 = blockIdx.x * 128 + warp * 32;
         const int kbegin = blockIdx.y * kspan, kend = min(k, kbegin + kspan);
         float acc[MT][4][4];
@@ -876,20 +864,20 @@ public enum KernelSource {
         if (threadIdx.x == 0) counters[blockIdx.x] = 0u;
     }
     extern "C" __global__ void kiln_gemm_skinny_m1(const half_t* x, int lda, const half_t* wt, const half_t* bias,
-            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act, const half_t* next_w, long long next_bytes) {
-        gemm_skinny<1>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act, next_w, next_bytes);
+            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act) {
+        gemm_skinny<1>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act);
     }
     extern "C" __global__ void kiln_gemm_skinny_m2(const half_t* x, int lda, const half_t* wt, const half_t* bias,
-            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act, const half_t* next_w, long long next_bytes) {
-        gemm_skinny<2>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act, next_w, next_bytes);
+            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act) {
+        gemm_skinny<2>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act);
     }
     extern "C" __global__ void kiln_gemm_skinny_m3(const half_t* x, int lda, const half_t* wt, const half_t* bias,
-            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act, const half_t* next_w, long long next_bytes) {
-        gemm_skinny<3>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act, next_w, next_bytes);
+            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act) {
+        gemm_skinny<3>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act);
     }
     extern "C" __global__ void kiln_gemm_skinny_m4(const half_t* x, int lda, const half_t* wt, const half_t* bias,
-            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act, const half_t* next_w, long long next_bytes) {
-        gemm_skinny<4>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act, next_w, next_bytes);
+            half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act) {
+        gemm_skinny<4>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act);
     }
     """#
 }

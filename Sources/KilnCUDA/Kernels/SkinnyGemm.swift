@@ -1,5 +1,14 @@
 // SkinnyGemm: Kiln's own fp16 GEMM for few rows (KernelSource `kiln_gemm_skinny_m1..m4`), where
 // cuBLASLt's kernels are slow.
+// Status: experimental, off by default (KILN_CUDA_SKINNY_GEMM=1). It matches the reference on every
+// shipped model (tools/gpu-check step 2, 2026-12-07) but is about 2x slower than cuBLAS on an H100
+// (tools/gpu_skinny_gemm_bench.py, M = 32, 12 distinct weights each, one CUDA graph, best K span
+// per shape: QKV 9.2 vs 4.8 us, out-projection 7.6 vs 3.4, FFN-in + GELU 10.0 vs 7.0, FFN-out 9.9
+// vs 8.1; a BERT-base chain of 48 GEMMs 464.7 vs 273.3 us). Not yet
+// diagnosed; suspects: the split-K tail (vector reductions, a fence, a counter, then the last block
+// reads the sums back: four L2 round trips after the weights arrive) and too few bytes in flight
+// per SM when K is not split. Warming L2 with the next GEMM's weights (cp.async.bulk.prefetch)
+// did not help (464.7 vs 472.2 us per 48 GEMMs) and was removed.
 // Pattern: for M <= 64 rows (a batch-1 or -2 request at seq 32) a GEMM is bound by streaming its
 // weights once: BERT-base's 1.2-4.7 MB per GEMM cost ~0.4-1.6 us at an H100's bandwidth, while
 // cuBLASLt's kernels take 5.6-7.9 us at M = 32. The kernel gives each warp 32 columns x a K span,
@@ -61,17 +70,14 @@ final class SkinnyGemmWorkspace {
 
 extension KernelLauncher {
     /// Y[rows, n] = act(X[rows, k] · W + bias) with `weightsT` = Wᵀ ([n, k] fp16), `bias` n fp16 or 0,
-    /// act 0 none, 1 erf GELU, 2 tanh GELU, 3 ReLU; Y is contiguous ([rows, n]). `prefetch`: the
-    /// next GEMM's weights, which the blocks ask L2 to load while this one runs (nil: none).
+    /// act 0 none, 1 erf GELU, 2 tanh GELU, 3 ReLU; Y is contiguous ([rows, n]).
     func skinnyGemm(input: kcu_deviceptr, lda: Int, weightsT: kcu_deviceptr, bias: kcu_deviceptr, output: kcu_deviceptr,
-                    rows: Int, n: Int, k: Int, activation: Int32, workspace: SkinnyGemmWorkspace, kSpan: Int? = nil,
-                    prefetch: DeviceBuffer? = nil) throws {
+                    rows: Int, n: Int, k: Int, activation: Int32, workspace: SkinnyGemmWorkspace, kSpan: Int? = nil) throws {
         let span = kSpan ?? SkinnyGemmWorkspace.kSpan(n: n, k: k, multiprocessors: workspace.multiprocessors)
         let tiles = (n + SkinnyGemmWorkspace.blockColumns - 1) / SkinnyGemmWorkspace.blockColumns
         try launch(SkinnyGemmWorkspace.entryPoint(rows: rows), grid: (tiles, (k + span - 1) / span, 1), block: 128,
                    [.pointer(input), .int32(Int32(lda)), .pointer(weightsT), .pointer(bias), .pointer(output),
                     .pointer(workspace.sums.address), .pointer(workspace.counters.address), .int32(Int32(rows)),
-                    .int32(Int32(n)), .int32(Int32(k)), .int32(Int32(span)), .int32(activation),
-                    .pointer(prefetch?.address ?? 0), .int64(Int64(prefetch?.byteCount ?? 0))])
+                    .int32(Int32(n)), .int32(Int32(k)), .int32(Int32(span)), .int32(activation)])
     }
 }
