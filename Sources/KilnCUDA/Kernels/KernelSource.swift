@@ -300,10 +300,12 @@ public enum KernelSource {
         }
     }
 
-    // LayerNorm for many rows, bandwidth-bound: one warp per row, 16-byte accesses (lane l holds
-    // halves 8l .. 8l+7, 8(l+32) .., ...; widths a multiple of 256 up to 1024) and every load of
-    // the row, fp32 parameters included, issued before the statistics. Same results as
-    // kiln_layer_norm_warp (the same fp32 sums per lane, then the same shuffle tree).
+    // The warp-per-row LayerNorm with 16-byte accesses (lane l holds halves 8l .. 8l+7,
+    // 8(l+32) .., ...; widths a multiple of 256 up to 1024, e.g. BERT's 768; MiniLM's 384 is not)
+    // and every load of the row, fp32 parameters included, issued before the statistics: fewer,
+    // wider memory instructions for the latency-bound small batches and the bandwidth-bound large
+    // ones. The same fp32 arithmetic as kiln_layer_norm_warp; only the order of the additions in
+    // the row sums differs.
     #define KILN_LN8_MAX_VECTORS 4
     extern "C" __global__ void kiln_layer_norm_warp8(const half_t* x, const half_t* skip, const float* bias, const float* gamma,
                                                      const float* beta, half_t* out, float* out32, half_t* sum_out, int rows,
