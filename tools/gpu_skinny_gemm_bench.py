@@ -124,7 +124,7 @@ def kiln_chain(kspans, only=None):
     return run
 
 def heuristic(n, k):
-    # what SkinnyGemm.swift's split() picks
+    # what SkinnyGemmWorkspace.kSpan (SkinnyGemm.swift) picks
     tiles = (n + 127) // 128
     best = 64
     for kspan in range(64, k + 1, 64):

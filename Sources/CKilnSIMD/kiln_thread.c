@@ -16,13 +16,28 @@ void kiln_set_thread_name(const char *name) {
 #endif
 }
 
+#if defined(__linux__)
+// The nice value of thread `tid` (on Linux PRIO_PROCESS with a thread id reads that one thread).
+static int nice_of_thread(id_t tid, int fallback) {
+    errno = 0;
+    int value = getpriority(PRIO_PROCESS, tid);
+    return errno == 0 ? value : fallback;
+}
+#endif
+
 int kiln_thread_nice(void) {
 #if defined(__linux__)
-    errno = 0;
-    int value = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
-    return errno == 0 ? value : 0;
+    return nice_of_thread((id_t)syscall(SYS_gettid), 0);
 #else
     return 0;
+#endif
+}
+
+int kiln_main_thread_nice(int fallback) {
+#if defined(__linux__)
+    return nice_of_thread((id_t)getpid(), fallback);  // the main thread's id is the process id
+#else
+    return fallback;
 #endif
 }
 

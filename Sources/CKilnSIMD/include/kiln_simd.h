@@ -32,6 +32,8 @@ static inline void kiln_cpu_relax(void) {
 void kiln_set_thread_name(const char *name);
 /// The calling thread's nice value (Linux: per thread; 0 elsewhere).
 int kiln_thread_nice(void);
+/// The main thread's nice value (Linux), or `fallback` where it cannot be read.
+int kiln_main_thread_nice(int fallback);
 /// Sets the calling thread's nice value; 0 on success, else errno (EPERM/EACCES when raising
 /// priority without CAP_SYS_NICE).
 int kiln_set_thread_nice(int value);

@@ -73,9 +73,12 @@ extension KernelSource {
             FileHandle.standardError.write(Data("kiln: KILN_CUDA_KERNEL_SOURCE=\(path) could not be read; using the built-in kernels\n".utf8))
             return nil
         }
+        guard let source = path.hasSuffix(".swift") ? embeddedSource(inSwiftFile: text) : text else {
+            FileHandle.standardError.write(Data("kiln: KILN_CUDA_KERNEL_SOURCE=\(path) holds no `source` literal; using the built-in kernels\n".utf8))
+            return nil
+        }
         FileHandle.standardError.write(Data("kiln: compiling CUDA kernels from \(path) (KILN_CUDA_KERNEL_SOURCE)\n".utf8))
-        guard path.hasSuffix(".swift") else { return text }
-        return embeddedSource(inSwiftFile: text)
+        return source
     }()
 
     /// The CUDA C inside KernelSource.swift's `source` literal, indentation removed.

@@ -72,8 +72,8 @@ extension KernelLauncher {
     /// Y[rows, n] = act(X[rows, k] · W + bias) with `weightsT` = Wᵀ ([n, k] fp16), `bias` n fp16 or 0,
     /// act 0 none, 1 erf GELU, 2 tanh GELU, 3 ReLU; Y is contiguous ([rows, n]).
     func skinnyGemm(input: kcu_deviceptr, lda: Int, weightsT: kcu_deviceptr, bias: kcu_deviceptr, output: kcu_deviceptr,
-                    rows: Int, n: Int, k: Int, activation: Int32, workspace: SkinnyGemmWorkspace, kSpan: Int? = nil) throws {
-        let span = kSpan ?? SkinnyGemmWorkspace.kSpan(n: n, k: k, multiprocessors: workspace.multiprocessors)
+                    rows: Int, n: Int, k: Int, activation: Int32, workspace: SkinnyGemmWorkspace) throws {
+        let span = SkinnyGemmWorkspace.kSpan(n: n, k: k, multiprocessors: workspace.multiprocessors)
         let tiles = (n + SkinnyGemmWorkspace.blockColumns - 1) / SkinnyGemmWorkspace.blockColumns
         try launch(SkinnyGemmWorkspace.entryPoint(rows: rows), grid: (tiles, (k + span - 1) / span, 1), block: 128,
                    [.pointer(input), .int32(Int32(lda)), .pointer(weightsT), .pointer(bias), .pointer(output),

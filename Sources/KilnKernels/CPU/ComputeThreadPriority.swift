@@ -24,15 +24,10 @@ public enum ComputeThreadPriority {
         return mainThreadNice
     }()
 
-    /// The main thread's nice value (its thread id equals the process id on Linux).
+    /// The main thread's nice value; nil where it cannot be read (outside the -20...19 range).
     private static let mainThreadNice: Int32? = {
-        #if os(Linux)
-        errno = 0
-        let value = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(getpid()))
-        return errno == 0 ? value : nil
-        #else
-        return nil
-        #endif
+        let value = kiln_main_thread_nice(Int32.max)
+        return value == Int32.max ? nil : value
     }()
 
     /// Gives the calling thread the engine threads' nice value. Returns false when the system
