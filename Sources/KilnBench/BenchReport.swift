@@ -41,6 +41,8 @@ public struct RunResult: Sendable, Equatable, Encodable {
     public var slaAttainment: Double
     /// Every successful latency in milliseconds, sorted, when asked for (`--raw-latencies`); nil otherwise.
     public var rawLatencies: [Double]?
+    /// What finished in each reporting interval, when asked for (`--interval`); nil otherwise.
+    public var intervals: [IntervalResult]?
 
     /// Summarizes a recorder after its run.
     /// - Parameters:
@@ -66,7 +68,7 @@ public struct RunResult: Sendable, Equatable, Encodable {
         case mode, concurrency, rate, requests, errors, succeeded, latency
         case durationSeconds = "duration_s", errorKinds = "error_kinds", throughputRPS = "throughput_rps"
         case latencyMs = "latency_ms", slaMilliseconds = "sla_ms", slaAttainment = "sla_attainment"
-        case generator, rawLatencies = "latencies_ms"
+        case generator, rawLatencies = "latencies_ms", intervals
     }
 
     /// The percentiles with no successful request are null, not 0 (the Python generator writes the same).
@@ -104,6 +106,40 @@ public struct RunResult: Sendable, Equatable, Encodable {
         try container.encode(slaAttainment, forKey: .slaAttainment)
         try container.encode("kiln bench", forKey: .generator)
         try container.encodeIfPresent(rawLatencies, forKey: .rawLatencies)
+        try container.encodeIfPresent(intervals, forKey: .intervals)
+    }
+}
+
+/// What finished in one reporting interval of a run (`--interval`): a soak's minute-by-minute view.
+/// Requests count in the interval in which they finished; the last interval is the tail after the
+/// offered window (requests still in flight when it ended), so it is usually short.
+public struct IntervalResult: Sendable, Equatable, Encodable {
+    /// 1 for the first interval.
+    public var index: Int
+    /// Where the interval starts, in seconds from the start of the measured window.
+    public var startSeconds: Double
+    public var durationSeconds: Double
+    public var requests: Int
+    public var errors: Int
+    public var errorKinds: [String: Int]
+    /// Successful answers per second over the interval.
+    public var throughputRPS: Double
+    public var latency: LatencySummary
+
+    /// Summarizes one interval's tally.
+    public init(index: Int, startSeconds: Double, durationSeconds: Double, snapshot: RecorderSnapshot) {
+        (self.index, self.startSeconds, self.durationSeconds) = (index, startSeconds, durationSeconds)
+        requests = snapshot.done
+        errors = snapshot.errors
+        errorKinds = snapshot.errorKinds
+        throughputRPS = durationSeconds > 0 ? Double(snapshot.succeeded) / durationSeconds : 0
+        latency = snapshot.latency
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case index, requests, errors
+        case startSeconds = "start_s", durationSeconds = "duration_s", errorKinds = "error_kinds"
+        case throughputRPS = "throughput_rps", latency = "latency_ms"
     }
 }
 
@@ -165,6 +201,15 @@ public enum BenchTable {
             ms(latency.p50), ms(latency.p90), ms(latency.p99), ms(latency.p999), ms(latency.max),
             String(format: "%.2f", result.slaAttainment * 100),
         ])
+    }
+
+    /// One interval's line: `interval 3 (120-180 s): 39240 requests, 0 errors, 654.0 req/s, p50 19.8 ms, p99 316 ms, max 424 ms`.
+    public static func intervalLine(_ interval: IntervalResult) -> String {
+        let end = interval.startSeconds + interval.durationSeconds
+        let latency = interval.latency
+        return "interval \(interval.index) (\(BenchFormat.number(interval.startSeconds.rounded()))-\(BenchFormat.number(end.rounded())) s): "
+            + "\(interval.requests) requests, \(interval.errors) errors, " + String(format: "%.1f req/s", interval.throughputRPS)
+            + ", p50 \(ms(latency.p50)) ms, p99 \(ms(latency.p99)) ms, max \(ms(latency.max)) ms"
     }
 
     /// The error kinds of a run, if any: `  errors c=16: http_503 x12, timeout x3`.

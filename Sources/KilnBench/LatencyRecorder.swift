@@ -5,17 +5,15 @@ import Histogram
 ///
 /// Latencies of successful requests go into an HDR histogram (microseconds, 3 significant digits, so a
 /// percentile is within 0.1% of the exact value); the maximum, the mean and the SLA count are kept
-/// exactly beside it. Failed requests are counted by kind and count as SLA misses.
+/// exactly beside it. Failed requests are counted by kind and count as SLA misses. A second tally
+/// covers only the current reporting interval (``takeInterval()``), for soaks that watch the tail
+/// latency minute by minute.
 public final class LatencyRecorder: @unchecked Sendable {
     // @unchecked: every stored property is read and written only under `lock`.
     private let lock = NSLock()
-    private var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    private var run: Tally
+    private var interval: Tally
     private var sent = 0
-    private var succeeded = 0
-    private var underSLA = 0
-    private var maxMicros: UInt64 = 0
-    private var sumMicros: Double = 0
-    private var errorKinds: [String: Int] = [:]
     private let slaMicros: UInt64
     private var raw: [UInt64]?
 
@@ -25,6 +23,8 @@ public final class LatencyRecorder: @unchecked Sendable {
     ///   - keepRaw: also keep every latency (for CDF plots; memory grows with the request count).
     public init(slaMilliseconds: Double, keepRaw: Bool = false) {
         slaMicros = UInt64((slaMilliseconds * 1000).rounded())
+        run = Tally()
+        interval = Tally()
         raw = keepRaw ? [] : nil
     }
 
@@ -38,11 +38,8 @@ public final class LatencyRecorder: @unchecked Sendable {
     public func recordSuccess(latency: Duration) {
         let micros = Self.microseconds(latency)
         lock.withLock {
-            succeeded += 1
-            _ = histogram.record(micros)
-            maxMicros = max(maxMicros, micros)
-            sumMicros += Double(micros)
-            if micros <= slaMicros { underSLA += 1 }
+            run.recordSuccess(micros, underSLA: micros <= slaMicros)
+            interval.recordSuccess(micros, underSLA: micros <= slaMicros)
             raw?.append(micros)
         }
     }
@@ -50,22 +47,27 @@ public final class LatencyRecorder: @unchecked Sendable {
     /// Records a failed request.
     /// - Parameter kind: what went wrong (`http_503`, `timeout`, `connection`, ...).
     public func recordError(kind: String) {
-        lock.withLock { errorKinds[kind, default: 0] += 1 }
+        lock.withLock {
+            run.recordError(kind)
+            interval.recordError(kind)
+        }
     }
 
     /// A consistent copy of the counts so far.
     public func snapshot() -> RecorderSnapshot {
         lock.withLock {
-            let errors = errorKinds.values.reduce(0, +)
-            func milliseconds(_ percentile: Double) -> Double {
-                succeeded == 0 ? 0 : Double(histogram.valueAtPercentile(percentile)) / 1000
-            }
-            let latency = LatencySummary(
-                p50: milliseconds(50), p90: milliseconds(90), p99: milliseconds(99), p999: milliseconds(99.9),
-                max: Double(maxMicros) / 1000, mean: succeeded == 0 ? 0 : sumMicros / Double(succeeded) / 1000)
-            return RecorderSnapshot(
-                sent: sent, succeeded: succeeded, errors: errors, errorKinds: errorKinds, underSLA: underSLA, latency: latency,
-                rawLatencies: raw.map { $0.sorted().map { Double($0) / 1000 } })
+            var snapshot = run.snapshot(sent: sent)
+            snapshot.rawLatencies = raw.map { $0.sorted().map { Double($0) / 1000 } }
+            return snapshot
+        }
+    }
+
+    /// The requests finished since the last call (or since the start), and a fresh interval begun.
+    /// `sent` in the result is the run's total so far.
+    public func takeInterval() -> RecorderSnapshot {
+        lock.withLock {
+            defer { interval = Tally() }
+            return interval.snapshot(sent: sent)
         }
     }
 
@@ -73,6 +75,40 @@ public final class LatencyRecorder: @unchecked Sendable {
         let (seconds, attoseconds) = duration.components
         let micros = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
         return UInt64(clamping: max(micros, 1))
+    }
+}
+
+/// The counts and latency histogram of finished requests over some span (a run or an interval).
+private struct Tally {
+    var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    var succeeded = 0
+    var underSLA = 0
+    var maxMicros: UInt64 = 0
+    var sumMicros: Double = 0
+    var errorKinds: [String: Int] = [:]
+
+    mutating func recordSuccess(_ micros: UInt64, underSLA attained: Bool) {
+        succeeded += 1
+        _ = histogram.record(micros)
+        maxMicros = max(maxMicros, micros)
+        sumMicros += Double(micros)
+        if attained { underSLA += 1 }
+    }
+
+    mutating func recordError(_ kind: String) {
+        errorKinds[kind, default: 0] += 1
+    }
+
+    func snapshot(sent: Int) -> RecorderSnapshot {
+        func milliseconds(_ percentile: Double) -> Double {
+            succeeded == 0 ? 0 : Double(histogram.valueAtPercentile(percentile)) / 1000
+        }
+        let latency = LatencySummary(
+            p50: milliseconds(50), p90: milliseconds(90), p99: milliseconds(99), p999: milliseconds(99.9),
+            max: Double(maxMicros) / 1000, mean: succeeded == 0 ? 0 : sumMicros / Double(succeeded) / 1000)
+        return RecorderSnapshot(
+            sent: sent, succeeded: succeeded, errors: errorKinds.values.reduce(0, +), errorKinds: errorKinds,
+            underSLA: underSLA, latency: latency)
     }
 }
 

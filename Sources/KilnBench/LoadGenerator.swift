@@ -18,6 +18,8 @@ public struct LoadSettings: Sendable {
     public var seed: UInt64 = 42
     /// Keep every latency of the measured window in the result (for latency CDFs).
     public var keepRawLatencies = false
+    /// Report what finished in each span of this many seconds of the measured window (soaks); nil: no intervals.
+    public var reportInterval: Double?
 
     public init() {}
 }
@@ -84,8 +86,11 @@ public struct LoadGenerator: Sendable {
     /// - Parameters:
     ///   - mode: closed loop with N clients or open loop at R requests/s.
     ///   - progress: called with the live recorder and the elapsed seconds of the measured window each second.
+    ///   - onInterval: with ``LoadSettings/reportInterval`` set, called as each interval closes (the last one,
+    ///     the tail after the offered window, too).
     /// - Returns: the run's result.
-    public func run(_ mode: LoadMode, progress: (@Sendable (RecorderSnapshot, Double) -> Void)? = nil) async -> RunResult {
+    public func run(_ mode: LoadMode, progress: (@Sendable (RecorderSnapshot, Double) -> Void)? = nil,
+                    onInterval: (@Sendable (IntervalResult) -> Void)? = nil) async -> RunResult {
         let connections: Int
         switch mode {
         case .closed(let concurrency): connections = concurrency
@@ -106,10 +111,17 @@ public struct LoadGenerator: Sendable {
                 }
             }
         }
+        let intervals = settings.reportInterval.map { IntervalClock(recorder: recorder, start: start, length: $0, report: onInterval) }
+        let ticking = intervals.map { clock in Task { await clock.tick() } }
         let elapsed = await measure(mode, duration: settings.duration, client: client, recorder: recorder)
         reporter?.cancel()
+        ticking?.cancel()
+        await ticking?.value
+        intervals?.close()
         await Self.shutdown(client)
-        return RunResult(snapshot: recorder.snapshot(), mode: mode, elapsed: elapsed, slaMilliseconds: settings.slaMilliseconds)
+        var result = RunResult(snapshot: recorder.snapshot(), mode: mode, elapsed: elapsed, slaMilliseconds: settings.slaMilliseconds)
+        result.intervals = intervals?.results
+        return result
     }
 
     /// Offers the load for `duration` seconds, waits for the last answer, and returns the seconds elapsed.
@@ -205,5 +217,42 @@ public struct LoadGenerator: Sendable {
     static func seconds(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components
         return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
+
+/// Closes a reporting interval every `length` seconds of a run's measured window, on the clock (no drift).
+final class IntervalClock: @unchecked Sendable {
+    // @unchecked: `results` is appended by `tick()` and then once by `close()`, which runs only after the
+    // ticking task has finished; it is read after that.
+    private let recorder: LatencyRecorder
+    private let start: ContinuousClock.Instant
+    private let length: Double
+    private let report: (@Sendable (IntervalResult) -> Void)?
+    private(set) var results: [IntervalResult] = []
+
+    init(recorder: LatencyRecorder, start: ContinuousClock.Instant, length: Double, report: (@Sendable (IntervalResult) -> Void)?) {
+        (self.recorder, self.start, self.length, self.report) = (recorder, start, length, report)
+    }
+
+    /// Closes one interval per `length` seconds until cancelled.
+    func tick() async {
+        while true {
+            let boundary = start + .nanoseconds(Int64(Double(results.count + 1) * length * 1e9))
+            do { try await Task.sleep(until: boundary, clock: .continuous) } catch { return }
+            append(recorder.takeInterval(), end: boundary)
+        }
+    }
+
+    /// Closes the last, partial interval (requests that finished after the last boundary).
+    func close() {
+        append(recorder.takeInterval(), end: ContinuousClock.now)
+    }
+
+    private func append(_ snapshot: RecorderSnapshot, end: ContinuousClock.Instant) {
+        let from = Double(results.count) * length
+        let result = IntervalResult(index: results.count + 1, startSeconds: from,
+                                    durationSeconds: max(LoadGenerator.seconds(end - start) - from, 1e-9), snapshot: snapshot)
+        results.append(result)
+        report?(result)
     }
 }

@@ -65,6 +65,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
+    @Option(help: ArgumentHelp(
+        "Also print (and write into the JSON) what finished in every span of this many seconds of a run: requests, errors, P50/P99.",
+        discussion: "For soaks: `--rate 650 --duration 600 --interval 60` shows whether the tail latency drifts minute by minute.",
+        valueName: "seconds"))
+    var interval: Double?
+
     @Flag(name: .customLong("raw-latencies"), help: "Also write every successful latency (sorted, ms) per run into the JSON (latencies_ms).")
     var rawLatencies = false
 
@@ -77,6 +83,7 @@ struct BenchCommand: ParsableCommand {
         guard duration > 0, warmup >= 0, timeout > 0, slaMs > 0, connections > 0 else {
             throw ValidationError("--duration, --timeout, --sla-ms and --connections must be positive and --warmup non-negative")
         }
+        if let interval, !(interval > 0) { throw ValidationError("--interval must be a positive number of seconds") }
         _ = try modes()
         if let dataset, Utterances.Dataset(rawValue: dataset) == nil {
             throw ValidationError("--dataset must be one of \(Utterances.Dataset.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -97,6 +104,7 @@ struct BenchCommand: ParsableCommand {
         (settings.duration, settings.warmup, settings.timeout) = (duration, warmup, timeout)
         (settings.slaMilliseconds, settings.openLoopConnections, settings.seed) = (slaMs, connections, seed)
         settings.keepRawLatencies = rawLatencies
+        settings.reportInterval = interval
         let bodies = utterances.map { BenchRequestBody.make(text: $0, api: api, model: model, v2Input: v2Input) }
         let generator = LoadGenerator(endpoint: template.endpoint, bodies: bodies, settings: settings)
         let modes = try modes()
@@ -125,7 +133,7 @@ struct BenchCommand: ParsableCommand {
             let ticker = ProgressLine(mode: mode)
             var progress: (@Sendable (RecorderSnapshot, Double) -> Void)? = nil
             if !quiet { progress = { snapshot, elapsed in ticker.tick(snapshot, elapsed: elapsed) } }
-            let result = await generator.run(mode, progress: progress)
+            let result = await generator.run(mode, progress: progress, onInterval: { output(BenchTable.intervalLine($0)) })
             output(BenchTable.row(result))
             if let line = BenchTable.errorLine(result) { output(line) }
             results.append(result)

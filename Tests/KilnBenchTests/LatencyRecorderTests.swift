@@ -42,6 +42,24 @@ struct LatencyRecorderTests {
         #expect(recorder.snapshot().slaAttainmentPercent == 100)
     }
 
+    @Test("an interval holds only what finished since the last one; the run's totals hold everything")
+    func intervals() {
+        let recorder = LatencyRecorder(slaMilliseconds: 100)
+        for milliseconds in 1...10 { recorder.recordSuccess(latency: .milliseconds(milliseconds)) }
+        recorder.recordError(kind: "timeout")
+        let first = recorder.takeInterval()
+        #expect(first.succeeded == 10 && first.errors == 1 && first.latency.max == 10)
+        for milliseconds in 501...600 { recorder.recordSuccess(latency: .milliseconds(milliseconds)) }
+        let second = recorder.takeInterval()
+        #expect(second.succeeded == 100 && second.errors == 0 && second.errorKinds.isEmpty)
+        #expect(abs(second.latency.p50 - 550) / 550 <= 0.001 && second.latency.max == 600)
+        #expect(second.underSLA == 0)
+        let empty = recorder.takeInterval()
+        #expect(empty.done == 0 && empty.latency.p99 == 0)
+        let run = recorder.snapshot()
+        #expect(run.succeeded == 110 && run.errors == 1 && run.underSLA == 10 && run.latency.max == 600)
+    }
+
     @Test("throughput counts successes over the measured window")
     func throughput() {
         let recorder = LatencyRecorder(slaMilliseconds: 100)

@@ -71,9 +71,11 @@ struct LoopbackLoadTests {
     /// The default timeout is long on purpose: these tests pin counting, not timing, and in the full
     /// parallel suite CPU-bound tests can hold the 2-core machine's cooperative threads for seconds
     /// (one CI run lost a request to a 5 s timeout while Int8PackedExecutionTests ran).
-    private func generator(_ endpoint: String, api: BenchAPI = .kiln, duration: Double = 1, timeout: Double = 60) -> LoadGenerator {
+    private func generator(_ endpoint: String, api: BenchAPI = .kiln, duration: Double = 1, timeout: Double = 60,
+                           interval: Double? = nil) -> LoadGenerator {
         var settings = LoadSettings()
         (settings.duration, settings.warmup, settings.timeout, settings.slaMilliseconds) = (duration, 0, timeout, 1000)
+        settings.reportInterval = interval
         let bodies = Self.texts.map { BenchRequestBody.make(text: $0, api: api, model: "m") }
         return LoadGenerator(endpoint: endpoint, bodies: bodies, settings: settings)
     }
@@ -108,6 +110,26 @@ struct LoopbackLoadTests {
         let offered = Double(scheduled) / 2
         #expect(result.throughputRPS <= offered * 1.15)
         #expect(result.throughputRPS >= offered * 0.5)
+    }
+
+    @Test("intervals: every finished request falls in exactly one interval; boundaries on the clock; tail last")
+    func intervalsPartitionTheRun() async throws {
+        let server = try await StubServer.start()
+        defer { server.stop() }
+        let load = generator(server.baseURL + "/v1/parse", duration: 2.5, interval: 1)
+        let reported = IntervalSink()
+        let result = await load.run(.open(rate: 40), onInterval: { reported.append($0) })
+        let intervals = try #require(result.intervals)
+        #expect(intervals == reported.all)
+        // 2.5 s in 1 s intervals: two full ones, then the rest of the window plus the wait for the last answers.
+        #expect(intervals.count == 3)
+        #expect(intervals.map(\.index) == [1, 2, 3])
+        #expect(intervals.map(\.startSeconds) == [0, 1, 2])
+        #expect(intervals[0].durationSeconds == 1 && intervals[1].durationSeconds == 1)
+        #expect(intervals[2].durationSeconds > 0.4)
+        #expect(intervals.map(\.requests).reduce(0, +) == result.requests)
+        #expect(intervals.map(\.errors).reduce(0, +) == 0)
+        #expect(intervals.allSatisfy { $0.requests > 0 && $0.latency.p50 > 0 && $0.latency.p50 <= $0.latency.max })
     }
 
     @Test("HTTP 500s are counted by kind, never crash the run, and miss the SLA")
@@ -151,4 +173,13 @@ struct LoopbackLoadTests {
             #expect(error.description.contains("cannot reach"))
         }
     }
+}
+
+/// Collects the intervals a run reports, from its reporting task.
+private final class IntervalSink: @unchecked Sendable {
+    // @unchecked: `intervals` is only touched under `lock`.
+    private let lock = NSLock()
+    private var intervals: [IntervalResult] = []
+    func append(_ interval: IntervalResult) { lock.withLock { intervals.append(interval) } }
+    var all: [IntervalResult] { lock.withLock { intervals } }
 }
