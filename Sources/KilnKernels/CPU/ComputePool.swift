@@ -139,7 +139,7 @@ final class ComputePool: @unchecked Sendable {
         var polls = 0
         while job.done.load(ordering: .acquiring) < job.chunks {
             polls += 1
-            if polls & 1023 == 0 { sched_yield() } else { kiln_cpu_relax() }
+            if polls & 63 == 0 { sched_yield() } else { kiln_cpu_relax() }
         }
     }
 
@@ -209,7 +209,12 @@ final class ComputePool: @unchecked Sendable {
             if value != seen { return value }
             kiln_cpu_relax()
             polls += 1
-            if polls & 63 == 0 && Self.now() >= deadline { break }
+            if polls & 63 == 0 {
+                if Self.now() >= deadline { break }
+                // Let a runnable thread on this core (an HTTP thread, another engine instance
+                // running inline) go first: returns at once when there is none.
+                sched_yield()
+            }
         }
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
