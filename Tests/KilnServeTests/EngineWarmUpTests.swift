@@ -10,19 +10,32 @@ import Testing
 /// can report ready), once per distinct engine, not at all when disabled, and that an engine that
 /// fails its warm-up fails the load.
 @Suite struct EngineWarmUpTests {
-    /// Counts the shapes it is run with; optionally fails.
+    /// Counts the shapes it is run with and the most calls in flight at once; optionally fails.
     final class RecordingEngine: InferenceEngine, @unchecked Sendable {
         let base: any InferenceEngine
         let fails: Bool
         let shapes = Mutex<[[Int]]>([])
-        init(base: any InferenceEngine, fails: Bool = false) {
+        /// Calls in flight now and the most seen.
+        let inFlight = Mutex<(now: Int, most: Int)>((0, 0))
+        /// Calls of this many rows wait (up to 2 s) for a second call to be in flight, so that a
+        /// concurrent pass shows up as 2 and a sequential one as 1 whatever the scheduling.
+        let rendezvousRows: Int?
+        init(base: any InferenceEngine, fails: Bool = false, rendezvousRows: Int? = nil) {
             self.base = base
             self.fails = fails
+            self.rendezvousRows = rendezvousRows
         }
         var inputSignature: [ValueInfo] { base.inputSignature }
         var outputSignature: [ValueInfo] { base.outputSignature }
         func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
-            shapes.withLock { $0.append(inputs[EngineInput.inputIdsName]?.shape ?? []) }
+            let shape = inputs[EngineInput.inputIdsName]?.shape ?? []
+            shapes.withLock { $0.append(shape) }
+            inFlight.withLock { $0 = ($0.now + 1, max($0.most, $0.now + 1)) }
+            defer { inFlight.withLock { $0.now -= 1 } }
+            if let rows = rendezvousRows, shape.first == rows, shapes.withLock({ $0.filter { $0 == shape }.count }) > 1 {
+                let deadline = Date().addingTimeInterval(2)
+                while inFlight.withLock({ $0.now }) < 2 && Date() < deadline { Thread.sleep(forTimeInterval: 0.001) }
+            }
             if fails { throw ServeError.internalError("engine broken on purpose") }
             return try base.run(inputs)
         }
@@ -42,17 +55,20 @@ import Testing
         #expect(short.map(\.length) == [8, 16, 20])
     }
 
-    @Test("a loaded version has already run every warm-up shape, once for an engine shared by its instances")
+    @Test("a loaded version has already run every warm-up shape, once for an engine shared by its instances, then the largest on two threads at once")
     func warmsBeforeTheVersionExists() throws {
         let directory = try Self.directory()
-        let shared = RecordingEngine(base: try ServeFixtures.engineFactory(directory))
+        let shared = RecordingEngine(base: try ServeFixtures.engineFactory(directory), rendezvousRows: 4)
         var settings = ModelSettings()
         settings.instances = 2
         settings.maxBatchSize = 4
         let model = try ServedModel(directory: directory, settings: settings, engineFactory: { _ in shared }, metrics: ServeMetrics())
         defer { Task { await model.drain(metrics: ServeMetrics()) } }
-        let expected = EngineWarmUp.shapes(maxBatch: 4, maxLength: model.card.maxSeqLength).map { [$0.rows, $0.length] }
-        #expect(shared.shapes.withLock { $0 } == expected, "one pass over the shapes for the shared engine")
+        let shapes = EngineWarmUp.shapes(maxBatch: 4, maxLength: model.card.maxSeqLength).map { [$0.rows, $0.length] }
+        let largest = try #require(shapes.last)
+        #expect(shared.shapes.withLock { $0 } == shapes + [largest, largest],
+                "one pass over the shapes for the shared engine, then the largest once per instance")
+        #expect(shared.inFlight.withLock { $0.most } == 2, "the last two calls overlapped")
         #expect(model.warmUpSeconds > 0)
     }
 
