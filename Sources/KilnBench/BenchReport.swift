@@ -43,6 +43,9 @@ public struct RunResult: Sendable, Equatable, Encodable {
     public var rawLatencies: [Double]?
     /// What finished in each reporting interval, when asked for (`--interval`); nil otherwise.
     public var intervals: [IntervalResult]?
+    /// Open loop: P99 and max of how late requests left the generator after their scheduled instant (ms).
+    public var sendLagP99: Double?
+    public var sendLagMax: Double?
 
     /// Summarizes a recorder after its run.
     /// - Parameters:
@@ -62,6 +65,7 @@ public struct RunResult: Sendable, Equatable, Encodable {
         self.slaMilliseconds = slaMilliseconds
         slaAttainment = snapshot.slaAttainmentPercent / 100
         rawLatencies = snapshot.rawLatencies
+        (sendLagP99, sendLagMax) = (snapshot.sendLagP99, snapshot.sendLagMax)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -69,6 +73,7 @@ public struct RunResult: Sendable, Equatable, Encodable {
         case durationSeconds = "duration_s", errorKinds = "error_kinds", throughputRPS = "throughput_rps"
         case latencyMs = "latency_ms", slaMilliseconds = "sla_ms", slaAttainment = "sla_attainment"
         case generator, rawLatencies = "latencies_ms", intervals
+        case sendLagP99 = "send_lag_p99_ms", sendLagMax = "send_lag_max_ms"
     }
 
     /// The percentiles with no successful request are null, not 0 (the Python generator writes the same).
@@ -107,6 +112,8 @@ public struct RunResult: Sendable, Equatable, Encodable {
         try container.encode("kiln bench", forKey: .generator)
         try container.encodeIfPresent(rawLatencies, forKey: .rawLatencies)
         try container.encodeIfPresent(intervals, forKey: .intervals)
+        try container.encodeIfPresent(sendLagP99, forKey: .sendLagP99)
+        try container.encodeIfPresent(sendLagMax, forKey: .sendLagMax)
     }
 }
 
@@ -125,6 +132,10 @@ public struct IntervalResult: Sendable, Equatable, Encodable {
     /// Successful answers per second over the interval.
     public var throughputRPS: Double
     public var latency: LatencySummary
+    /// Open loop: P99 and max of how late requests left the generator (ms): large values mean the
+    /// generator was starved of CPU and its latencies include its own delay. Nil in closed loop.
+    public var sendLagP99: Double?
+    public var sendLagMax: Double?
 
     /// Summarizes one interval's tally.
     public init(index: Int, startSeconds: Double, durationSeconds: Double, snapshot: RecorderSnapshot) {
@@ -134,12 +145,14 @@ public struct IntervalResult: Sendable, Equatable, Encodable {
         errorKinds = snapshot.errorKinds
         throughputRPS = durationSeconds > 0 ? Double(snapshot.succeeded) / durationSeconds : 0
         latency = snapshot.latency
+        (sendLagP99, sendLagMax) = (snapshot.sendLagP99, snapshot.sendLagMax)
     }
 
     enum CodingKeys: String, CodingKey {
         case index, requests, errors
         case startSeconds = "start_s", durationSeconds = "duration_s", errorKinds = "error_kinds"
         case throughputRPS = "throughput_rps", latency = "latency_ms"
+        case sendLagP99 = "send_lag_p99_ms", sendLagMax = "send_lag_max_ms"
     }
 }
 
@@ -210,6 +223,7 @@ public enum BenchTable {
         return "interval \(interval.index) (\(BenchFormat.number(interval.startSeconds.rounded()))-\(BenchFormat.number(end.rounded())) s): "
             + "\(interval.requests) requests, \(interval.errors) errors, " + String(format: "%.1f req/s", interval.throughputRPS)
             + ", p50 \(ms(latency.p50)) ms, p99 \(ms(latency.p99)) ms, max \(ms(latency.max)) ms"
+            + (interval.sendLagP99.map { ", send lag p99 \(ms($0)) ms" } ?? "")
     }
 
     /// The error kinds of a run, if any: `  errors c=16: http_503 x12, timeout x3`.

@@ -44,6 +44,17 @@ public final class LatencyRecorder: @unchecked Sendable {
         }
     }
 
+    /// Records how late an open-loop request left the generator: from its scheduled instant to the
+    /// moment its task handed it to the HTTP client. Large values mean the generator itself was
+    /// starved of CPU, and the latencies it reports include its own delay.
+    public func recordSendLag(_ lag: Duration) {
+        let micros = Self.microseconds(lag)
+        lock.withLock {
+            run.recordSendLag(micros)
+            interval.recordSendLag(micros)
+        }
+    }
+
     /// Records a failed request.
     /// - Parameter kind: what went wrong (`http_503`, `timeout`, `connection`, ...).
     public func recordError(kind: String) {
@@ -86,6 +97,13 @@ private struct Tally {
     var maxMicros: UInt64 = 0
     var sumMicros: Double = 0
     var errorKinds: [String: Int] = [:]
+    var sendLags = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .two)
+    var sendLagCount = 0
+
+    mutating func recordSendLag(_ micros: UInt64) {
+        _ = sendLags.record(micros)
+        sendLagCount += 1
+    }
 
     mutating func recordSuccess(_ micros: UInt64, underSLA attained: Bool) {
         succeeded += 1
@@ -106,9 +124,14 @@ private struct Tally {
         let latency = LatencySummary(
             p50: milliseconds(50), p90: milliseconds(90), p99: milliseconds(99), p999: milliseconds(99.9),
             max: Double(maxMicros) / 1000, mean: succeeded == 0 ? 0 : sumMicros / Double(succeeded) / 1000)
-        return RecorderSnapshot(
+        var snapshot = RecorderSnapshot(
             sent: sent, succeeded: succeeded, errors: errorKinds.values.reduce(0, +), errorKinds: errorKinds,
             underSLA: underSLA, latency: latency)
+        if sendLagCount > 0 {
+            snapshot.sendLagP99 = Double(sendLags.valueAtPercentile(99)) / 1000
+            snapshot.sendLagMax = Double(sendLags.max) / 1000
+        }
+        return snapshot
     }
 }
 
@@ -128,6 +151,9 @@ public struct RecorderSnapshot: Sendable, Equatable {
     public var latency: LatencySummary
     /// Every successful latency in milliseconds, sorted, when the recorder keeps them.
     public var rawLatencies: [Double]? = nil
+    /// Open loop: P99 and max of how late requests left the generator after their scheduled instant (ms); nil in closed loop.
+    public var sendLagP99: Double? = nil
+    public var sendLagMax: Double? = nil
 
     /// Requests finished, either way.
     public var done: Int { succeeded + errors }

@@ -167,6 +167,8 @@ public struct LoadGenerator: Sendable {
                 let body = bodies[index % bodies.count]
                 group.addTask {
                     // Timed from the schedule, not from when the task got to run: a late send is the server's queue too.
+                    // How late it is leaving is recorded beside it, so a starved generator shows itself.
+                    recorder.recordSendLag(ContinuousClock.now - scheduled)
                     _ = await send(body, timedFrom: scheduled, client: client, recorder: recorder)
                 }
             }

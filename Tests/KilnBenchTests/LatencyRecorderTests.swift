@@ -60,6 +60,18 @@ struct LatencyRecorderTests {
         #expect(run.succeeded == 110 && run.errors == 1 && run.underSLA == 10 && run.latency.max == 600)
     }
 
+    @Test("send lag: P99 and max of how late requests left, per run and per interval; absent when none was recorded")
+    func sendLag() {
+        let recorder = LatencyRecorder(slaMilliseconds: 100)
+        #expect(recorder.snapshot().sendLagP99 == nil)
+        for milliseconds in 1...100 { recorder.recordSendLag(.milliseconds(milliseconds)) }
+        let interval = recorder.takeInterval()
+        // Two significant digits: within 1%.
+        #expect(abs((interval.sendLagP99 ?? 0) - 99) <= 1 && abs((interval.sendLagMax ?? 0) - 100) <= 1)
+        #expect(recorder.takeInterval().sendLagP99 == nil)
+        #expect(abs((recorder.snapshot().sendLagMax ?? 0) - 100) <= 1)
+    }
+
     @Test("throughput counts successes over the measured window")
     func throughput() {
         let recorder = LatencyRecorder(slaMilliseconds: 100)

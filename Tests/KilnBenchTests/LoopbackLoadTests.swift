@@ -92,6 +92,7 @@ struct LoopbackLoadTests {
         #expect(result.slaAttainment > 0.5)
         #expect(result.throughputRPS > 0 && result.latency.p50 > 0 && result.latency.p50 <= result.latency.p99)
         #expect(result.durationSeconds >= 1 && result.durationSeconds < 70)
+        #expect(result.sendLagP99 == nil, "closed loop has no schedule to lag behind")
     }
 
     @Test("open loop: exactly the Poisson schedule's requests are sent, at about the offered rate")
@@ -130,6 +131,8 @@ struct LoopbackLoadTests {
         #expect(intervals.map(\.requests).reduce(0, +) == result.requests)
         #expect(intervals.map(\.errors).reduce(0, +) == 0)
         #expect(intervals.allSatisfy { $0.requests > 0 && $0.latency.p50 > 0 && $0.latency.p50 <= $0.latency.max })
+        // Open loop records how late each request left; the last interval may hold only answers.
+        #expect(intervals.dropLast().allSatisfy { ($0.sendLagP99 ?? -1) >= 0 } && result.sendLagP99 != nil)
     }
 
     @Test("HTTP 500s are counted by kind, never crash the run, and miss the SLA")
