@@ -22,9 +22,10 @@ import Synchronization
 /// that finishes its chunk polls for the next job for ``spinNanoseconds`` (default 200 µs,
 /// `KILN_SPIN_US`), so the regions of one engine call find it awake, and then sleeps on a
 /// condition variable, so an idle server burns no CPU. While polling it yields the core every
-/// few microseconds, so HTTP threads or another instance waiting for that core run first. One job runs at a time; a caller that
-/// finds the pool busy (another engine instance, or a chunk that itself asks for parallel work)
-/// runs its chunks on its own thread, so threads never outnumber `threadCount` per engine call.
+/// few microseconds, so HTTP threads or another instance waiting for that core run first. One
+/// job runs at a time; a caller that finds the pool busy (another engine instance, or a chunk
+/// that itself asks for parallel work) runs its chunks on its own thread, so threads never
+/// outnumber `threadCount` per engine call.
 /// Chunks are claimed from a shared counter, the caller included: a caller never waits for a
 /// worker to wake up before it starts, and a slow worker cannot hold a chunk it has not begun.
 final class ComputePool: @unchecked Sendable {
