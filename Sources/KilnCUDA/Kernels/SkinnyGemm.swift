@@ -4,10 +4,10 @@
 // shipped model (tools/gpu-check step 2, 2026-12-07) but is about 2x slower than cuBLAS on an H100
 // (tools/gpu_skinny_gemm_bench.py, M = 32, 12 distinct weights each, one CUDA graph, best K span
 // per shape: QKV 9.2 vs 4.8 us, out-projection 7.6 vs 3.4, FFN-in + GELU 10.0 vs 7.0, FFN-out 9.9
-// vs 8.1; a BERT-base chain of 48 GEMMs 464.7 vs 273.3 us). Not yet
-// diagnosed; suspects: the split-K tail (vector reductions, a fence, a counter, then the last block
-// reads the sums back: four L2 round trips after the weights arrive) and too few bytes in flight
-// per SM when K is not split. Warming L2 with the next GEMM's weights (cp.async.bulk.prefetch)
+// vs 8.1; a BERT-base chain of 48 GEMMs 464.7 vs 273.3 us). Not yet diagnosed; suspects: the
+// split-K tail (vector reductions, a fence, a counter, then the last block reads the sums back:
+// four L2 round trips after the weights arrive) and too few bytes in flight per SM when K is not
+// split. Warming L2 with the next GEMM's weights (cp.async.bulk.prefetch)
 // did not help (464.7 vs 472.2 us per 48 GEMMs) and was removed.
 // Pattern: for M <= 64 rows (a batch-1 or -2 request at seq 32) a GEMM is bound by streaming its
 // weights once: BERT-base's 1.2-4.7 MB per GEMM cost ~0.4-1.6 us at an H100's bandwidth, while

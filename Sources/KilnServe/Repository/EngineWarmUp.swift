@@ -4,9 +4,9 @@
 // the arena). An engine shared by N instances then runs the largest shape on N threads at once: each
 // concurrent call takes its own execution context, so N contexts hold the largest buffers from the
 // start instead of the 2nd..Nth being filled under load (a 10-minute soak with 2 instances saw RSS
-// climb 7.6% over its first five minutes, then stay flat). Why safe: it runs the same BatchAssembler path as serving on tokens the tokenizer
-// produced, before any request can reach the version, and throws if the engine fails (a version
-// that cannot run its shapes must not report ready).
+// climb 7.6% over its first five minutes, then stay flat). Why safe: it runs the same BatchAssembler
+// path as serving on tokens the tokenizer produced, before any request can reach the version, and
+// throws if the engine fails (a version that cannot run its shapes must not report ready).
 import Foundation
 import KilnRuntime
 import Synchronization
@@ -49,11 +49,12 @@ struct EngineWarmUp {
         var result: [(engine: any InferenceEngine, sharers: Int)] = []
         var position: [ObjectIdentifier: Int] = [:]
         for engine in engines {
-            if let identity = identity(of: engine), let index = position[identity] {
+            let identity = identity(of: engine)
+            if let identity, let index = position[identity] {
                 result[index].sharers += 1
                 continue
             }
-            if let identity = identity(of: engine) { position[identity] = result.count }
+            if let identity { position[identity] = result.count }
             result.append((engine, 1))
         }
         return result
