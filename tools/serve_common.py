@@ -21,28 +21,47 @@ def latest_version_dir(repository: str, model: str) -> str:
     return os.path.join(repository, model, str(versions[-1]))
 
 
-def bench_engine(kiln: str, model_dir: str, texts_file: str, batch: int, seconds: float, threads: int | None) -> dict:
+def cpu_list(text: str) -> set[int]:
+    """CPU numbers from a list like taskset's: "0", "0,1", "0-3,6"."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def pinned_to(cpus: set[int] | None):
+    """A subprocess preexec_fn that confines the child (and its threads) to `cpus`; None: no pinning."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def bench_engine(kiln: str, model_dir: str, texts_file: str, batch: int, seconds: float, threads: int | None,
+                 cpus: set[int] | None = None) -> dict:
     """`kiln bench-engine --texts` on the model's ONNX (compiled in memory, padding-free like the
-    server): {"seq_per_s", "p50_ms", "p99_ms", ...} for batches of `batch` texts in file order."""
+    server): {"seq_per_s", "p50_ms", "p99_ms", ...} for batches of `batch` texts in file order,
+    run on `cpus` only when given."""
     command = [kiln, "bench-engine", os.path.join(model_dir, "model.onnx"), "--texts", texts_file,
                "--tokenizer", os.path.join(model_dir, "tokenizer.json"), "--batch", str(batch),
                "--seconds", str(seconds), "--json"]
     if threads:
         command += ["--threads", str(threads)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    output = subprocess.run(command, check=True, capture_output=True, text=True, preexec_fn=pinned_to(cpus)).stdout
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     if not lines:
         raise SystemExit(f"no JSON from: {' '.join(command)}\n{output}")
     return lines[-1]
 
 
-def kiln_bench(kiln: str, port: int, model: str, texts: str, clients: int, seconds: float) -> dict:
+def kiln_bench(kiln: str, port: int, model: str, texts: str, clients: int, seconds: float,
+               cpus: set[int] | None = None) -> dict:
     """`kiln bench` closed loop (the project's load generator, Swift): its run record
-    (throughput_rps, errors, latency_ms{p50,p99,...})."""
+    (throughput_rps, errors, latency_ms{p50,p99,...}); on `cpus` only when given."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         subprocess.run([kiln, "bench", f"http://127.0.0.1:{port}", "--model", model, "--texts", texts,
                         "--concurrency", str(clients), "--duration", str(seconds), "--warmup", "0", "--quiet",
-                        "--json", out.name], check=True, capture_output=True)
+                        "--json", out.name], check=True, capture_output=True, preexec_fn=pinned_to(cpus))
         with open(out.name) as file:
             return json.load(file)["runs"][0]
 
@@ -69,10 +88,10 @@ def free_port() -> int:
 
 
 class Server:
-    """`kiln serve` on a free loopback port with one model loaded."""
+    """`kiln serve` on a free loopback port with one model loaded (on `cpus` only, when given)."""
 
     def __init__(self, kiln: str, repository: str, model: str, delay_ms: float, threads: int | None, work: str,
-                 extra: list[str] | tuple[str, ...] = ()):
+                 extra: list[str] | tuple[str, ...] = (), cpus: set[int] | None = None):
         self.port = free_port()
         config = os.path.join(work, f"serve-{self.port}.json")
         with open(config, "w") as file:
@@ -82,7 +101,8 @@ class Server:
         if threads:
             command += ["--threads", str(threads)]
         command += list(extra)
-        self.process = subprocess.Popen(command, env=dict(os.environ, KILN_CACHE_DIR=os.path.join(work, "plans")))
+        self.process = subprocess.Popen(command, env=dict(os.environ, KILN_CACHE_DIR=os.path.join(work, "plans")),
+                                        preexec_fn=pinned_to(cpus))
         deadline = time.time() + 600
         while time.time() < deadline:
             if self.process.poll() is not None:

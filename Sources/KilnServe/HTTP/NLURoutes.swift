@@ -14,7 +14,7 @@ struct NLURoutes: Sendable {
                 labels = try Self.labels(for: parse.model, models: models)
                 let result = try await pipeline.parse(parse)[0]
                 (labels.model, labels.version) = (result.model, result.version)
-                return HTTPReply.json(result)
+                return HTTPReply.bytes(result.jsonBytes())
             }
         }
         router.post("/v1/parse/batch") { request, _ in
@@ -22,7 +22,7 @@ struct NLURoutes: Sendable {
                 let parse = try ParseRequest.decode(body, batch: true, limits: scope.limits)
                 labels = try Self.labels(for: parse.model, models: models)
                 let results = try await pipeline.parse(parse)
-                return HTTPReply.json(ParseBatchResult(results: results))
+                return HTTPReply.bytes(ParseBatchResult(results: results).jsonBytes())
             }
         }
         router.get("/v1/models") { request, _ in
