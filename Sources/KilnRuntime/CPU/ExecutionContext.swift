@@ -33,7 +33,11 @@ public final class ExecutionContext: @unchecked Sendable {
 /// and are unmapped again when freed.
 ///
 /// A request for `count` floats takes the smallest free buffer whose capacity holds `count` and
-/// is at most twice it, and resizes it within its capacity (no reallocation).
+/// is at most twice it, and resizes it within its capacity (no reallocation). Fresh buffers are
+/// made by ``make(count:_:)`` with their capacity rounded up to a size class (four per power of
+/// two), so that buffers made for different token counts come in a few interchangeable sizes: a
+/// later call finds one that fits instead of allocating again, and the pool does not fill up with
+/// near-duplicates until it must be emptied (which lets the heap fragment and RSS creep up).
 ///
 /// Safety does not depend on bookkeeping: a buffer is a Swift array, so if something else still
 /// references it (an output that aliases its input, a value returned to the caller), writing
@@ -44,6 +48,23 @@ final class BufferPool: @unchecked Sendable {
     /// The most floats the pool keeps (32 MiB). When a release would pass it, the pool is
     /// emptied first: sizes from older shapes (varying batch lengths) don't pile up.
     static let capacityElements = 8 << 20
+
+    /// The capacity a fresh buffer of `count` floats gets: `count` rounded up to the next of four
+    /// steps per power of two (at most 25% more); small buffers keep their size.
+    static func sizeClass(_ count: Int) -> Int {
+        guard count > 256 else { return count }
+        let step = 1 << (Int.bitWidth - 1 - count.leadingZeroBitCount - 2)  // a quarter of the power of two below
+        return (count + step - 1) / step * step
+    }
+
+    /// A fresh buffer of `count` floats whose capacity is ``sizeClass(_:)``; `initialize` must
+    /// write all `count` of them.
+    static func make(count: Int, _ initialize: (UnsafeMutablePointer<Float>) throws -> Void) rethrows -> [Float] {
+        try [Float](unsafeUninitializedCapacity: sizeClass(count)) { buffer, initialized in
+            try initialize(buffer.baseAddress!)
+            initialized = count
+        }
+    }
 
     /// A buffer of exactly `count` floats (contents unspecified), reused when one was released.
     func take(count: Int) -> [Float]? {

@@ -20,10 +20,7 @@ enum FastKernels {
             try values.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
             return try Tensor(dtype: .float32, shape: shape, storage: .float(values))
         }
-        let values = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            try body(buffer.baseAddress!)
-            initialized = count
-        }
+        let values = try BufferPool.make(count: count, body)
         return try Tensor(dtype: .float32, shape: shape, storage: .float(values))
     }
 

@@ -34,7 +34,8 @@ enum Int8Binding {
         let count = rows * kernel.outputSize
         guard rows > 0 else { return [try Tensor(floats: [], shape: shape)] }
         // A dead buffer of this size from the context's pool when there is one (like the fp32 GEMMs).
-        var result = context.buffers.take(count: count) ?? [Float](repeating: 0, count: count)
+        var result = context.buffers.take(count: count)
+            ?? BufferPool.make(count: count) { $0.initialize(repeating: 0, count: count) }
         try values.withUnsafeBufferPointer { input in
             try result.withUnsafeMutableBufferPointer {
                 try kernel.run(input: input.baseAddress!, rows: rows, output: $0.baseAddress!, stream: context.stream)
