@@ -53,12 +53,13 @@ let package = Package(
             dependencies: ["KilnCore", "KilnONNX", "KilnPasses", "KilnKernels", "KilnRuntime", "KilnCUDA", "KilnText", "KilnCalibration"]),
         .executableTarget(name: "kiln-gpu-probe", dependencies: ["KilnGPUProbe"]),
         .target(name: "KilnText", dependencies: ["KilnCore"]),
+        .target(name: "KilnEventLoop", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // INT8 calibration, accuracy scoring, sensitivity search (kiln calibrate / verify / build --precision int8).
         .target(name: "KilnCalibration", dependencies: ["KilnCore", "KilnPasses", "KilnRuntime", "KilnText"]),
         .target(
             name: "KilnServe",
             dependencies: [
-                "KilnCore", "KilnRuntime", "KilnText",
+                "KilnCore", "KilnRuntime", "KilnText", "KilnEventLoop",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -71,6 +72,7 @@ let package = Package(
         .target(
             name: "KilnBench",
             dependencies: [
+                "KilnEventLoop",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -95,7 +97,7 @@ let package = Package(
         .testTarget(name: "KilnPassesTests", dependencies: ["KilnPasses", "KilnONNX", "KilnRuntime"]),
         .testTarget(
             name: "KilnServeTests",
-            dependencies: ["KilnServe", "KilnONNX", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: ["KilnServe", "KilnONNX", "KilnEventLoop", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         .testTarget(
             name: "KilnBenchTests",

@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Foundation
+import KilnEventLoop
 import NIOCore
+import NIOPosix
 
 /// Settings shared by every run of a sweep.
 public struct LoadSettings: Sendable {
@@ -96,7 +98,11 @@ public struct LoadGenerator: Sendable {
         case .closed(let concurrency): connections = concurrency
         case .open: connections = settings.openLoopConnections
         }
-        let client = makeClient(connections: connections)
+        // Open loop: one event loop thread of its own sends, times and receives every request
+        // (see ``openLoop(offsets:start:client:recorder:)``).
+        var openLoopGroup: MultiThreadedEventLoopGroup?
+        if case .open = mode { openLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1) }
+        let client = makeClient(connections: connections, group: openLoopGroup)
         if settings.warmup > 0 {
             _ = await measure(mode, duration: settings.warmup, client: client, recorder: LatencyRecorder(slaMilliseconds: settings.slaMilliseconds))
         }
@@ -119,6 +125,7 @@ public struct LoadGenerator: Sendable {
         await ticking?.value
         intervals?.close()
         await Self.shutdown(client)
+        try? await openLoopGroup?.shutdownGracefully()
         var result = RunResult(snapshot: recorder.snapshot(), mode: mode, elapsed: elapsed, slaMilliseconds: settings.slaMilliseconds)
         result.intervals = intervals?.results
         return result
@@ -132,7 +139,10 @@ public struct LoadGenerator: Sendable {
             await closedLoop(clients: concurrency, until: start + .seconds(duration), client: client, recorder: recorder)
         case .open(let rate):
             let offsets = ArrivalSchedule.poisson(rate: rate, duration: duration, seed: settings.seed)
-            await openLoop(offsets: offsets, start: start, client: client, recorder: recorder)
+            let loop = client.eventLoopGroup.next()
+            await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) {
+                await openLoop(offsets: offsets, start: start, loop: loop, client: client, recorder: recorder)
+            }
         }
         return Self.seconds(ContinuousClock.now - start)
     }
@@ -157,12 +167,22 @@ public struct LoadGenerator: Sendable {
     }
 
     /// Sends request i at `start + offsets[i]` whatever happened to the earlier ones.
-    private func openLoop(offsets: [Double], start: ContinuousClock.Instant, client: HTTPClient, recorder: LatencyRecorder) async {
+    ///
+    /// Runs on `loop`, the client's only event loop (the caller prefers it as task executor): the
+    /// wait for each arrival is a timer of that loop and each request's task, its connection's
+    /// reads and writes and its latency record all stay on that thread. With Swift's global pool
+    /// and `Task.sleep`, every request crossed threads four times (timer -> pool -> event loop ->
+    /// pool), which cost twice the CPU per request of the closed loop.
+    private func openLoop(offsets: [Double], start: ContinuousClock.Instant, loop: any EventLoop, client: HTTPClient,
+                          recorder: LatencyRecorder) async {
         await withDiscardingTaskGroup { group in
             for (index, offset) in offsets.enumerated() {
                 let scheduled = start + .nanoseconds(Int64(offset * 1e9))
-                if scheduled > ContinuousClock.now {
-                    try? await Task.sleep(until: scheduled, tolerance: .microseconds(100), clock: .continuous)
+                let wait = scheduled - ContinuousClock.now
+                if wait > .zero {
+                    let (seconds, attoseconds) = wait.components
+                    let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+                    try? await loop.scheduleTask(in: .nanoseconds(nanoseconds)) {}.futureResult.get()
                 }
                 let body = bodies[index % bodies.count]
                 group.addTask {
@@ -202,12 +222,14 @@ public struct LoadGenerator: Sendable {
         return request
     }
 
-    private func makeClient(connections: Int) -> HTTPClient {
+    /// A client on `group` (nil: NIO's shared event loops).
+    private func makeClient(connections: Int, group: MultiThreadedEventLoopGroup? = nil) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.httpVersion = .http1Only
         configuration.decompression = .disabled
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, connections))
         configuration.timeout = .init(connect: .milliseconds(Int64(settings.timeout * 1000)))
+        if let group { return HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration) }
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 

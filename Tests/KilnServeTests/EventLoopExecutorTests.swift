@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import KilnEventLoop
 import Testing
 
 @testable import KilnServe

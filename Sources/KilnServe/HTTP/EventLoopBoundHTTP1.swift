@@ -11,22 +11,9 @@
 // the event loop runs every job it is given in order, and a connection never changes event loop.
 import Hummingbird
 import HummingbirdCore
+import KilnEventLoop
 import Logging
 import NIOCore
-
-/// A task executor that runs jobs on one NIO event loop.
-final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
-    let eventLoop: any EventLoop
-
-    init(_ eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-    }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
-    }
-}
 
 /// Hummingbird's HTTP/1.1 channel whose per-connection task prefers the connection's event loop.
 struct EventLoopBoundHTTP1Channel: ServerChildChannel {
