@@ -11,4 +11,12 @@ public protocol InferenceEngine: Sendable {
     /// - Parameter inputs: one tensor per name in ``inputSignature``.
     /// - Returns: one tensor per name in ``outputSignature``.
     func run(_ inputs: [String: Tensor]) throws -> [String: Tensor]
+    /// A request for this engine is on its way (being decoded, tokenized, queued): the engine may
+    /// wake what its next run needs, so that the wake-up overlaps that work. Cheap, callable from
+    /// any thread, any number of times; the default does nothing.
+    func prepareForRequest()
+}
+
+extension InferenceEngine {
+    public func prepareForRequest() {}
 }

@@ -52,6 +52,7 @@ public struct ParsePipeline: Sendable {
     /// Runs one text on one model version.
     func run(_ text: String, request: ParseRequest, on model: ServedModel) async throws -> ParseResult {
         let start = DispatchTime.now().uptimeNanoseconds
+        model.prepareForRequest()
         let encoded = try model.encoder.encode(text)
         let result = try await model.infer(encoded.engineInput, priority: request.priority, timeout: request.timeout)
         let decoded = try model.decoder.decode(result.output, encoded: encoded, topK: request.topK)

@@ -1,6 +1,6 @@
 // An engine with what it was built as. Pattern: a forwarding wrapper around any InferenceEngine that
 // carries the precision it runs at and, when that differs from what the server was asked for, why.
-// Why safe: it forwards the three protocol members unchanged (no state of its own), so batching,
+// Why safe: it forwards the protocol members unchanged (no state of its own), so batching,
 // numerics and thread-safety are the wrapped engine's.
 import KilnCore
 import KilnRuntime
@@ -35,4 +35,5 @@ public struct DescribedEngine: InferenceEngine {
     public var inputSignature: [ValueInfo] { base.inputSignature }
     public var outputSignature: [ValueInfo] { base.outputSignature }
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] { try base.run(inputs) }
+    public func prepareForRequest() { base.prepareForRequest() }
 }

@@ -27,6 +27,8 @@ public final class ServedModel: Sendable {
     public let settings: ModelSettings
     /// The queue + batch stages.
     let batcher: DynamicBatcher<EngineInput, [String: Tensor]>
+    /// The first engine instance: where ``prepareForRequest()`` sends its hint.
+    private let firstInstance: any InferenceEngine
 
     /// The version as a string, for labels and responses.
     public var versionString: String { String(version) }
@@ -91,6 +93,7 @@ public final class ServedModel: Sendable {
             maxQueueSize: settings.maxQueueSize, instances: engines.count, maxBatchTokens: settings.maxBatchTokens,
             batchWait: settings.batchWait, preferredBatchRows: settings.preferredBatchSizes)
         let instances = engines
+        firstInstance = engines[0]
         batcher = DynamicBatcher(settings: batcherSettings, observer: observer) { instance, inputs in
             let rows = inputs.reduce(0) { $0 + $1.rows }
             let tokens = inputs.reduce(0) { $0 + $1.tokens }
@@ -117,6 +120,12 @@ public final class ServedModel: Sendable {
         }
     }
 
+    /// A request is on its way (call before decoding or tokenizing it): lets the engine wake its
+    /// worker threads while that work runs. Instances share one CPU pool, so one hint covers all.
+    public func prepareForRequest() {
+        firstInstance.prepareForRequest()
+    }
+
     /// Runs one request's rows through the batcher.
     /// - Parameters:
     ///   - input: the rows.
@@ -124,7 +133,8 @@ public final class ServedModel: Sendable {
     ///   - timeout: seconds it may wait in the queue; nil for the model's setting.
     /// - Returns: the request's outputs and timings.
     public func infer(_ input: EngineInput, priority: Int = 0, timeout: Double? = nil) async throws -> BatchedResult<[String: Tensor]> {
-        try await batcher.submit(input, rows: input.rows, tokens: input.tokens, priority: priority,
+        prepareForRequest()
+        return try await batcher.submit(input, rows: input.rows, tokens: input.tokens, priority: priority,
                                  timeout: timeout ?? settings.queueTimeoutMs / 1000)
     }
 
