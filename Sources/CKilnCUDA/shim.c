@@ -39,6 +39,7 @@ static kcu_result (*p_cuDeviceGetCount)(int *);
 static kcu_result (*p_cuDeviceGet)(kcu_device *, int);
 static kcu_result (*p_cuDeviceGetName)(char *, int, kcu_device);
 static kcu_result (*p_cuDeviceGetAttribute)(int *, int, kcu_device);
+static kcu_result (*p_cuDeviceGetPCIBusId)(char *, int, kcu_device);
 static kcu_result (*p_cuDeviceTotalMem)(size_t *, kcu_device);
 static kcu_result (*p_cuDevicePrimaryCtxRetain)(kcu_context *, kcu_device);
 static kcu_result (*p_cuDevicePrimaryCtxRelease)(kcu_device);
@@ -61,6 +62,16 @@ static kcu_result (*p_cuModuleUnload)(kcu_module);
 static kcu_result (*p_cuModuleGetFunction)(kcu_function *, kcu_module, const char *);
 static kcu_result (*p_cuLaunchKernel)(kcu_function, unsigned int, unsigned int, unsigned int, unsigned int,
                                       unsigned int, unsigned int, unsigned int, kcu_stream, void **, void **);
+// cuLaunchKernelEx's CUlaunchConfig / CUlaunchAttribute (CUDA 12+ ABI), declared here so no
+// CUDA header is needed: the attribute is an id padded to 8 bytes and a 64-byte value union.
+typedef struct { unsigned int id; char pad[4]; union { char bytes[64]; int allowed; } value; } kiln_launch_attribute;
+typedef struct {
+    unsigned int grid_x, grid_y, grid_z, block_x, block_y, block_z, shared_bytes;
+    kcu_stream stream;
+    kiln_launch_attribute *attributes;
+    unsigned int attribute_count;
+} kiln_launch_config;
+static kcu_result (*p_cuLaunchKernelEx)(const kiln_launch_config *, kcu_function, void **, void **);
 static kcu_result (*p_cuFuncSetAttribute)(kcu_function, int, int);
 static kcu_result (*p_cuEventCreate)(kcu_event *, unsigned int);
 static kcu_result (*p_cuEventDestroy)(kcu_event);
@@ -84,6 +95,7 @@ int kiln_cuda_open_driver(const char *path, char *message, size_t length) {
         SYM(p_cuInit, "cuInit"), SYM(p_cuDriverGetVersion, "cuDriverGetVersion"),
         SYM(p_cuDeviceGetCount, "cuDeviceGetCount"), SYM(p_cuDeviceGet, "cuDeviceGet"),
         SYM(p_cuDeviceGetName, "cuDeviceGetName"), SYM(p_cuDeviceGetAttribute, "cuDeviceGetAttribute"),
+        OPT(p_cuDeviceGetPCIBusId, "cuDeviceGetPCIBusId"),
         SYM(p_cuDeviceTotalMem, "cuDeviceTotalMem_v2"), SYM(p_cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain"),
         SYM(p_cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"), SYM(p_cuCtxSetCurrent, "cuCtxSetCurrent"),
         SYM(p_cuCtxSynchronize, "cuCtxSynchronize"), SYM(p_cuMemGetInfo, "cuMemGetInfo_v2"),
@@ -94,7 +106,8 @@ int kiln_cuda_open_driver(const char *path, char *message, size_t length) {
         SYM(p_cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"), SYM(p_cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2"),
         SYM(p_cuMemsetD8Async, "cuMemsetD8Async"), SYM(p_cuModuleLoadData, "cuModuleLoadData"),
         SYM(p_cuModuleUnload, "cuModuleUnload"), SYM(p_cuModuleGetFunction, "cuModuleGetFunction"),
-        SYM(p_cuLaunchKernel, "cuLaunchKernel"), SYM(p_cuFuncSetAttribute, "cuFuncSetAttribute"),
+        SYM(p_cuLaunchKernel, "cuLaunchKernel"), OPT(p_cuLaunchKernelEx, "cuLaunchKernelEx"),
+        SYM(p_cuFuncSetAttribute, "cuFuncSetAttribute"),
         SYM(p_cuEventCreate, "cuEventCreate"), SYM(p_cuEventDestroy, "cuEventDestroy_v2"),
         SYM(p_cuEventRecord, "cuEventRecord"), SYM(p_cuEventSynchronize, "cuEventSynchronize"),
         OPT(p_cuEventElapsedTime, "cuEventElapsedTime"), OPT(p_cuEventElapsedTime_v2, "cuEventElapsedTime_v2"),
@@ -116,6 +129,7 @@ kcu_result kcu_device_count(int *count) { CALL(p_cuDeviceGetCount, count); }
 kcu_result kcu_device_get(kcu_device *device, int ordinal) { CALL(p_cuDeviceGet, device, ordinal); }
 kcu_result kcu_device_name(char *name, int length, kcu_device device) { CALL(p_cuDeviceGetName, name, length, device); }
 kcu_result kcu_device_attribute(int *value, int attribute, kcu_device device) { CALL(p_cuDeviceGetAttribute, value, attribute, device); }
+kcu_result kcu_device_pci_bus_id(char *bus_id, int length, kcu_device device) { CALL(p_cuDeviceGetPCIBusId, bus_id, length, device); }
 kcu_result kcu_device_total_mem(size_t *bytes, kcu_device device) { CALL(p_cuDeviceTotalMem, bytes, device); }
 kcu_result kcu_primary_ctx_retain(kcu_context *context, kcu_device device) { CALL(p_cuDevicePrimaryCtxRetain, context, device); }
 kcu_result kcu_primary_ctx_release(kcu_device device) { CALL(p_cuDevicePrimaryCtxRelease, device); }
@@ -139,6 +153,17 @@ kcu_result kcu_module_get_function(kcu_function *function, kcu_module module, co
 kcu_result kcu_launch_kernel(kcu_function function, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
                              unsigned int by, unsigned int bz, unsigned int shared_bytes, kcu_stream stream, void **parameters) {
     CALL(p_cuLaunchKernel, function, gx, gy, gz, bx, by, bz, shared_bytes, stream, parameters, NULL);
+}
+int kcu_has_dependent_launch(void) { return p_cuLaunchKernelEx != NULL; }
+kcu_result kcu_launch_kernel_dependent(kcu_function function, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                                       unsigned int by, unsigned int bz, unsigned int shared_bytes, kcu_stream stream, void **parameters) {
+    if (!p_cuLaunchKernelEx) return KILN_CUDA_NOT_LOADED;
+    kiln_launch_attribute attribute;
+    memset(&attribute, 0, sizeof attribute);
+    attribute.id = 6;  // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+    attribute.value.allowed = 1;
+    kiln_launch_config config = {gx, gy, gz, bx, by, bz, shared_bytes, stream, &attribute, 1};
+    return p_cuLaunchKernelEx(&config, function, parameters, NULL);
 }
 kcu_result kcu_func_set_attribute(kcu_function function, int attribute, int value) { CALL(p_cuFuncSetAttribute, function, attribute, value); }
 kcu_result kcu_event_create(kcu_event *event, unsigned int flags) { CALL(p_cuEventCreate, event, flags); }
@@ -251,3 +276,32 @@ int knvrtc_log(knvrtc_program program, char *log) { CALL(p_nvrtcGetProgramLog, p
 int knvrtc_cubin_size(knvrtc_program program, size_t *size) { CALL(p_nvrtcGetCUBINSize, program, size); }
 int knvrtc_cubin(knvrtc_program program, char *cubin) { CALL(p_nvrtcGetCUBIN, program, cubin); }
 int knvrtc_destroy(knvrtc_program *program) { CALL(p_nvrtcDestroyProgram, program); }
+
+// ---- NVML ----
+static int (*p_nvmlInit)(void);
+static int (*p_nvmlDeviceGetHandleByPciBusId)(const char *, knvml_device *);
+static int (*p_nvmlDeviceGetMemoryInfo)(knvml_device, knvml_memory *);
+static int (*p_nvmlDeviceGetUtilizationRates)(knvml_device, knvml_utilization *);
+
+int kiln_cuda_open_nvml(const char *path, char *message, size_t length) {
+    const kiln_symbol symbols[] = {
+        SYM(p_nvmlInit, "nvmlInit_v2"), SYM(p_nvmlDeviceGetHandleByPciBusId, "nvmlDeviceGetHandleByPciBusId_v2"),
+        SYM(p_nvmlDeviceGetMemoryInfo, "nvmlDeviceGetMemoryInfo"),
+        SYM(p_nvmlDeviceGetUtilizationRates, "nvmlDeviceGetUtilizationRates"),
+    };
+    int status = kiln_resolve(path, symbols, sizeof symbols / sizeof symbols[0], message, length);
+    if (status != 0) return status;
+    int initialized = p_nvmlInit();
+    if (initialized != 0) {
+        snprintf(message, length, "nvmlInit_v2 returned %d", initialized);
+        p_nvmlDeviceGetHandleByPciBusId = NULL;
+        p_nvmlDeviceGetMemoryInfo = NULL;
+        p_nvmlDeviceGetUtilizationRates = NULL;
+        return 3;
+    }
+    return 0;
+}
+
+int knvml_device_by_pci_bus_id(const char *bus_id, knvml_device *device) { CALL(p_nvmlDeviceGetHandleByPciBusId, bus_id, device); }
+int knvml_device_memory(knvml_device device, knvml_memory *memory) { CALL(p_nvmlDeviceGetMemoryInfo, device, memory); }
+int knvml_device_utilization(knvml_device device, knvml_utilization *utilization) { CALL(p_nvmlDeviceGetUtilizationRates, device, utilization); }

@@ -103,6 +103,16 @@ func info() throws {
         let device = try CUDADriver.device(ordinal)
         print("device \(ordinal): \(device.name) \(device.architecture), \(device.multiprocessors) SMs, \(device.totalMemory >> 20) MiB, driver \(device.driverVersion), smem opt-in \(device.sharedMemoryPerBlockOptin)")
     }
+    // What `kiln serve --device cuda` publishes on /metrics (kiln_gpu_*), read the same way.
+    do {
+        for reading in try GPUMonitor(ordinals: Array(0..<count)).read() {
+            print(String(format: "NVML GPU %d (PCI %@): memory used %.0f of %.0f MiB, utilization %.0f%%", reading.ordinal,
+                         (try? CUDADriver.pciBusID(reading.ordinal)) ?? "?", reading.memoryUsedBytes / 1048576,
+                         reading.memoryTotalBytes / 1048576, reading.utilization * 100))
+        }
+    } catch {
+        print("NVML: \(error)")
+    }
 }
 
 func check(_ path: String, outDirectory: String?, int8: Bool, calibration: String? = nil) throws {
@@ -172,7 +182,7 @@ func bench(_ path: String, sequence: Int, batches: [Int], graphs: Bool, autotune
     let options = CUDAEngineOptions(maxBatch: batches.max()!, maxSequence: sequence, useGraphs: graphs, autotune: autotune)
     let started = Date()
     let engine = try CUDAEngine(graph: optimized, options: options, hostEvaluator: hostEvaluator)
-    print("engine build \(String(format: "%.2f", Date().timeIntervalSince(started))) s, arena \(engine.arenaBytes >> 20) MiB, graphs \(graphs), autotune \(autotune)")
+    print("engine build \(String(format: "%.2f", Date().timeIntervalSince(started))) s, arena \(engine.arenaBytes >> 20) MiB, graphs \(graphs), autotune \(autotune), dependent launch \(engine.dependentLaunch)")
     for batch in batches {
         let inputs = try sampleInputs(source, batch: batch, sequence: sequence, seed: 7)
         for _ in 0..<10 { _ = try engine.run(inputs) }

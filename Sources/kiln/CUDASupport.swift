@@ -91,6 +91,23 @@ enum CUDAServe {
         throw ValidationError("--device must be cpu, cuda or cuda:N, not '\(device)'")
     }
 
+    /// Adds `kiln_gpu_memory_used_bytes`, `kiln_gpu_memory_total_bytes` and
+    /// `kiln_gpu_utilization_ratio` for GPU `ordinal` to /metrics, read through NVML at each
+    /// scrape; where NVML is missing the server runs without them and says so once.
+    static func publishGPUMetrics(ordinal: Int, on metrics: ServeMetrics, log: @escaping @Sendable (String) -> Void) {
+        let monitor: GPUMonitor
+        do { monitor = try GPUMonitor(ordinals: [ordinal]) } catch {
+            log("GPU metrics off: \(error)")
+            return
+        }
+        metrics.addScrapeHook { metrics in
+            for reading in monitor.read() {
+                metrics.setGPU(gpu: reading.ordinal, name: reading.name, memoryUsedBytes: reading.memoryUsedBytes,
+                               memoryTotalBytes: reading.memoryTotalBytes, utilization: reading.utilization)
+            }
+        }
+    }
+
     /// Each call (one per served instance) optimizes the version's model.onnx in fp32 (heads kept
     /// fp32), builds its own CUDA engine on GPU `ordinal` (own stream and arenas, so instances
     /// overlap one another's host work with GPU work), sized for `maxBatch` x the card's

@@ -141,6 +141,9 @@ struct ServeCommand: ParsableCommand {
         if let threads { CPUThreading.configure(threadCount: threads) }
         let server = try KilnServer(
             configuration: configuration, engineFactory: try engineFactory(configuration: configuration, logger: logger), logger: logger)
+        if let ordinal = try CUDAServe.ordinal(device: device) {
+            CUDAServe.publishGPUMetrics(ordinal: ordinal, on: server.metrics, log: { logger.notice("\($0)") })
+        }
         try Self.runBlocking { try await server.run() }
     }
 

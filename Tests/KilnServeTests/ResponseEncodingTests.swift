@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import KilnServe
@@ -94,5 +95,22 @@ import Testing
         #expect(text.contains(#"kiln_batch_tokens_sum{model="a",version="1"} 17"#))
         #expect(text.contains(#"kiln_batches_total{model="a",version="1"} 1"#))
         #expect(text.contains(#"kiln_queue_depth{model="a",version="1"} 3"#))
+    }
+
+    @Test("metrics: scrape hooks run before every render, so GPU gauges carry the reading of that scrape")
+    func scrapeHooksFeedGPUGauges() {
+        let metrics = ServeMetrics()
+        let scrapes = Mutex(0)
+        metrics.addScrapeHook { metrics in
+            let count = scrapes.withLock { $0 += 1; return $0 }
+            metrics.setGPU(gpu: 0, name: "Test GPU", memoryUsedBytes: Double(count) * 1e9, memoryTotalBytes: 80e9, utilization: 0.25 * Double(count))
+        }
+        let first = String(decoding: metrics.render(), as: UTF8.self)
+        #expect(first.contains(#"kiln_gpu_memory_used_bytes{gpu="0",name="Test GPU"} 1000000000"#))
+        #expect(first.contains(#"kiln_gpu_memory_total_bytes{gpu="0",name="Test GPU"} 80000000000"#))
+        #expect(first.contains(#"kiln_gpu_utilization_ratio{gpu="0",name="Test GPU"} 0.25"#))
+        let second = String(decoding: metrics.render(), as: UTF8.self)
+        #expect(second.contains(#"kiln_gpu_utilization_ratio{gpu="0",name="Test GPU"} 0.5"#))
+        #expect(scrapes.withLock { $0 } == 2)
     }
 }

@@ -46,6 +46,9 @@ typedef struct knvrtc_program_st *knvrtc_program;
 int kiln_cuda_open_driver(const char *path, char *message, size_t message_length);
 int kiln_cuda_open_cublaslt(const char *path, char *message, size_t message_length);
 int kiln_cuda_open_nvrtc(const char *path, char *message, size_t message_length);
+/// NVML (libnvidia-ml.so.1, shipped with the driver): optional, for GPU memory and utilization
+/// metrics. Opening it also runs nvmlInit_v2.
+int kiln_cuda_open_nvml(const char *path, char *message, size_t message_length);
 int kiln_cuda_driver_loaded(void);
 int kiln_cuda_cublaslt_loaded(void);
 int kiln_cuda_nvrtc_loaded(void);
@@ -57,6 +60,8 @@ kcu_result kcu_device_count(int *count);
 kcu_result kcu_device_get(kcu_device *device, int ordinal);
 kcu_result kcu_device_name(char *name, int length, kcu_device device);
 kcu_result kcu_device_attribute(int *value, int attribute, kcu_device device);
+/// cuDeviceGetPCIBusId: "0000:00:00.0" form, the key NVML knows the same GPU by.
+kcu_result kcu_device_pci_bus_id(char *bus_id, int length, kcu_device device);
 kcu_result kcu_device_total_mem(size_t *bytes, kcu_device device);
 kcu_result kcu_primary_ctx_retain(kcu_context *context, kcu_device device);
 kcu_result kcu_primary_ctx_release(kcu_device device);
@@ -80,6 +85,15 @@ kcu_result kcu_module_get_function(kcu_function *function, kcu_module module, co
 kcu_result kcu_launch_kernel(kcu_function function, unsigned int gx, unsigned int gy, unsigned int gz,
                              unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared_bytes,
                              kcu_stream stream, void **parameters);
+/// Whether the driver has cuLaunchKernelEx (CUDA 12+), which programmatic dependent launch needs.
+int kcu_has_dependent_launch(void);
+/// cuLaunchKernelEx with programmatic stream serialization allowed (Hopper's programmatic
+/// dependent launch): the kernel may be scheduled while the previous kernel on the stream
+/// finishes, and must begin with `griddepcontrol.wait` (KernelSource's KILN_GRID_ENTER) before
+/// it touches memory. KILN_CUDA_NOT_LOADED when the driver lacks cuLaunchKernelEx.
+kcu_result kcu_launch_kernel_dependent(kcu_function function, unsigned int gx, unsigned int gy, unsigned int gz,
+                                       unsigned int bx, unsigned int by, unsigned int bz, unsigned int shared_bytes,
+                                       kcu_stream stream, void **parameters);
 kcu_result kcu_func_set_attribute(kcu_function function, int attribute, int value);
 kcu_result kcu_event_create(kcu_event *event, unsigned int flags);
 kcu_result kcu_event_destroy(kcu_event event);
@@ -124,5 +138,16 @@ int knvrtc_log(knvrtc_program program, char *log);
 int knvrtc_cubin_size(knvrtc_program program, size_t *size);
 int knvrtc_cubin(knvrtc_program program, char *cubin);
 int knvrtc_destroy(knvrtc_program *program);
+
+// ---- NVML (optional) ----
+typedef struct knvml_device_st *knvml_device;
+/// nvmlMemory_t: bytes.
+typedef struct { unsigned long long total, free, used; } knvml_memory;
+/// nvmlUtilization_t: percent of the last sample period the GPU / its memory was busy.
+typedef struct { unsigned int gpu, memory; } knvml_utilization;
+/// NVML return codes (0 = success); KILN_CUDA_NOT_LOADED when NVML was not opened.
+int knvml_device_by_pci_bus_id(const char *bus_id, knvml_device *device);
+int knvml_device_memory(knvml_device device, knvml_memory *memory);
+int knvml_device_utilization(knvml_device device, knvml_utilization *utilization);
 
 #endif

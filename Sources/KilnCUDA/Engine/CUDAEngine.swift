@@ -34,14 +34,23 @@ public struct CUDAEngineOptions: Sendable {
     public var geluInEpilogue = ProcessInfo.processInfo.environment["KILN_CUDA_GELU_EPILOGUE"] == "1"
     /// Tensor-core (mma.sync) attention for head 32/64, sequences a multiple of 16 up to 128 and
     /// enough work (KernelSource.tensorCoreAttentionPays); KILN_CUDA_ATTENTION=simt keeps the
-    /// fp32 SIMT kernel everywhere (for comparisons).
+    /// fp32 SIMT kernel everywhere, KILN_CUDA_ATTENTION=mma the tensor-core one wherever it fits
+    /// (both for comparisons).
     public var tensorCoreAttention = ProcessInfo.processInfo.environment["KILN_CUDA_ATTENTION"] != "simt"
+    /// Tensor-core attention wherever it fits, small batches included (KILN_CUDA_ATTENTION=mma).
+    public var tensorCoreAttentionEverywhere = ProcessInfo.processInfo.environment["KILN_CUDA_ATTENTION"] == "mma"
     /// Kiln's skinny GEMM (KernelSource `kiln_gemm_skinny_m*`) for fp16 GEMMs of up to 64 rows
     /// instead of cuBLASLt, with bias and activation fused (keeps a transposed copy of those
     /// weights: +1x fp16 weight memory). Experimental: correct on the shipped models but ~2x
     /// slower than cuBLAS per GEMM on an H100 so far (see SkinnyGemm.swift); KILN_CUDA_SKINNY_GEMM=1
     /// turns it on.
     public var skinnyGemm = ProcessInfo.processInfo.environment["KILN_CUDA_SKINNY_GEMM"] == "1"
+    /// Launch Kiln's kernels with programmatic dependent launch where the GPU has it (compute
+    /// capability 9.0+, a driver with cuLaunchKernelEx): a kernel is scheduled while its
+    /// predecessor drains and waits for it on the GPU (KernelSource's KILN_GRID_ENTER), which
+    /// hides part of the launch gap between kernels, in CUDA graphs too. KILN_CUDA_PDL=0 turns it
+    /// off (for comparisons).
+    public var dependentLaunch = ProcessInfo.processInfo.environment["KILN_CUDA_PDL"] != "0"
 
     public init(deviceOrdinal: Int = 0, maxBatch: Int = 16, maxSequence: Int = 128, useGraphs: Bool = true, autotune: Bool = true,
                 bucketShapes: Bool = true) {
@@ -74,6 +83,8 @@ public final class CUDAEngine: @unchecked Sendable {
     private let hostEvaluator: HostEvaluator
     private let wantsF32: Set<String>
     private let maxAttentionSequence: Int
+    /// options.dependentLaunch where this GPU and driver support it.
+    public let dependentLaunch: Bool
     private var arena: DeviceArena
     private var pinned: PinnedArena
     private var graphs: [String: CapturedGraph] = [:]
@@ -113,6 +124,8 @@ public final class CUDAEngine: @unchecked Sendable {
         module = try KernelModule(architecture: context.device.architecture)
         gemm = try CuBLASLtGemm(autotune: options.autotune)
         versions = CUDAVersions(driver: context.device.driverVersion, cublasLt: gemm.version, nvrtc: module.nvrtcVersion)
+        dependentLaunch = options.dependentLaunch && context.device.computeCapability.major >= 9
+            && Self.dependentLaunchWorks(module: module, stream: context.stream)
         let limit = context.device.sharedMemoryPerBlockOptin
         try checkDriver(kcu_func_set_attribute(module.function("kiln_attention"), 8, Int32(limit)), "cuFuncSetAttribute")  // MAX_DYNAMIC_SHARED_SIZE_BYTES
         let nodes = try graph.topologicallySorted()
@@ -201,6 +214,22 @@ public final class CUDAEngine: @unchecked Sendable {
         return prepared
     }
 
+    /// Whether a programmatic dependent launch goes through on this driver: one empty launch
+    /// (zero elements) with the attribute, synchronised. A driver without cuLaunchKernelEx or
+    /// one that refuses the attribute leaves the engine on plain launches instead of failing it.
+    static func dependentLaunchWorks(module: KernelModule, stream: kcu_stream) -> Bool {
+        guard kcu_has_dependent_launch() != 0 else { return false }
+        let launcher = KernelLauncher(module: module, stream: stream, dependentLaunch: true)
+        do {
+            try launcher.convert(f32: 0, toF16: 0, count: 0)
+            try checkDriver(kcu_stream_synchronize(stream), "cuStreamSynchronize")
+            return true
+        } catch {
+            FileHandle.standardError.write(Data("kiln: programmatic dependent launch unavailable (\(error)); using plain launches\n".utf8))
+            return false
+        }
+    }
+
     /// Runs eagerly with a GPU timer around every step (slow: one sync per step) and adds the
     /// times to `profile`; for finding where the time goes, not for serving.
     public func profiledRun(_ inputs: [String: Tensor], into profile: StepProfile) throws {
@@ -214,7 +243,10 @@ public final class CUDAEngine: @unchecked Sendable {
         arena.allocator.reset()
         pinned.allocator.reset()
         let executor = CUDAExecutor(
-            stream: context.stream, launcher: KernelLauncher(module: module, stream: context.stream, tensorCoreAttention: options.tensorCoreAttention),
+            stream: context.stream,
+            launcher: KernelLauncher(module: module, stream: context.stream, tensorCoreAttention: options.tensorCoreAttention,
+                                     tensorCoreAttentionEverywhere: options.tensorCoreAttentionEverywhere,
+                                     dependentLaunch: dependentLaunch),
             gemm: gemm, arena: arena,
             pinned: pinned, host: hostEvaluator, opset: graph.opset, wantsF32: wantsF32, maxAttentionSequence: maxAttentionSequence,
             initializers: graph.initializers)

@@ -19,6 +19,12 @@ struct KernelLauncher {
     let stream: kcu_stream
     /// Use the tensor-core attention kernel where it fits (else the fp32 SIMT one).
     var tensorCoreAttention = true
+    /// ...also where KernelSource.tensorCoreAttentionPays says the SIMT kernel is faster.
+    var tensorCoreAttentionEverywhere = false
+    /// Launch with programmatic dependent launch (CUDAEngineOptions.dependentLaunch): every
+    /// kernel in KernelSource waits for its predecessor itself (KILN_GRID_ENTER), so it may be
+    /// scheduled while that one drains.
+    var dependentLaunch = false
 
     func launch(_ name: String, grid: (Int, Int, Int), block: Int, shared: Int = 0, _ arguments: [KernelArgument]) throws {
         // Every argument gets an 8-byte slot; the driver reads only the declared width.
@@ -35,8 +41,9 @@ struct KernelLauncher {
             }
             pointers[index] = slot
         }
+        let launchKernel = dependentLaunch ? kcu_launch_kernel_dependent : kcu_launch_kernel
         let result = pointers.withUnsafeMutableBufferPointer { buffer in
-            kcu_launch_kernel(
+            launchKernel(
                 module.function(name), UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block), 1, 1, UInt32(shared),
                 stream, buffer.baseAddress)
         }
@@ -96,6 +103,12 @@ struct KernelLauncher {
     }
 
     func biasGelu(_ x: kcu_deviceptr, bias: kcu_deviceptr, count: Int, width: Int) throws {
+        if width % 8 == 0, x % 16 == 0, bias % 16 == 0 {
+            let vectors = count / 8
+            try launch("kiln_bias_gelu8", grid: (max(1, min((vectors + 255) / 256, 1 << 20)), 1, 1), block: 256,
+                       [.pointer(x), .pointer(bias), .int64(Int64(vectors)), .int32(Int32(width / 8))])
+            return
+        }
         let rows = count / max(width, 1)
         try launch("kiln_bias_gelu", grid: (max(1, min(rows, 65_535)), 1, 1), block: 256,
                    [.pointer(x), .pointer(bias), .int32(Int32(rows)), .int32(Int32(width))])
@@ -144,10 +157,11 @@ struct KernelLauncher {
                    maskStrides: (batch: Int, head: Int, row: Int), output: kcu_deviceptr, outputStride: Int,
                    batch: Int, sequence: Int, heads: Int, headSize: Int, scale: Float, nanToZero: Bool) throws {
         if tensorCoreAttention && KernelSource.tensorCoreAttentionFits(headSize: headSize, sequence: sequence)
-            && KernelSource.tensorCoreAttentionPays(batch: batch, heads: heads, sequence: sequence) {
-            // One warp per 16 query rows, up to 4 warps (64 rows) per block of one (head, batch).
-            let warps = min(4, sequence / 16)
-            try launch("kiln_attention_mma\(headSize)", grid: (heads, batch, (sequence + 63) / 64), block: warps * 32,
+            && (tensorCoreAttentionEverywhere || KernelSource.tensorCoreAttentionPays(batch: batch, heads: heads, sequence: sequence))
+            && KernelSource.tensorCoreAttentionAligned(q: q, k: k, v: v, qkvStride: qkvStride) {
+            let warps = KernelSource.tensorCoreAttentionWarps(batch: batch, heads: heads, sequence: sequence)
+            let tiles = sequence / 16
+            try launch("kiln_attention_mma\(headSize)", grid: (heads, batch, (tiles + warps - 1) / warps), block: warps * 32,
                        shared: KernelSource.tensorCoreAttentionSharedBytes(sequence: sequence, headSize: headSize),
                        [.pointer(q), .pointer(k), .pointer(v), .int64(Int64(qkvStride)), .pointer(mask),
                         .int64(Int64(maskStrides.batch)), .int64(Int64(maskStrides.head)), .int64(Int64(maskStrides.row)),

@@ -9,7 +9,7 @@ public enum KernelSource {
     /// Entry points the engine loads from the compiled module.
     public static let entryPoints = [
         "kiln_gather_rows", "kiln_add_broadcast", "kiln_layer_norm", "kiln_gelu", "kiln_attention",
-        "kiln_f32_to_f16", "kiln_f16_to_f32", "kiln_copy_rows", "kiln_bias_gelu", "kiln_binary_f32", "kiln_copy_rows_f32",
+        "kiln_f32_to_f16", "kiln_f16_to_f32", "kiln_copy_rows", "kiln_bias_gelu", "kiln_bias_gelu8", "kiln_binary_f32", "kiln_copy_rows_f32",
         "kiln_attention_mma32", "kiln_attention_mma64", "kiln_layer_norm_warp", "kiln_layer_norm_warp_prefetch", "kiln_layer_norm_warp8", "kiln_quantize_s8", "kiln_dequant_s32",
         "kiln_gemm_skinny_m1", "kiln_gemm_skinny_m2", "kiln_gemm_skinny_m3", "kiln_gemm_skinny_m4",
     ]
@@ -30,6 +30,12 @@ public enum KernelSource {
         (headSize == 32 || headSize == 64) && sequence >= 16 && sequence <= 128 && sequence % 16 == 0
     }
 
+    /// Whether Q, K and V allow the tensor-core kernel's 16-byte loads: addresses 16-byte aligned
+    /// and rows a multiple of 8 halves apart (the fused QKV GEMM output always is).
+    public static func tensorCoreAttentionAligned(q: UInt64, k: UInt64, v: UInt64, qkvStride: Int) -> Bool {
+        q % 16 == 0 && k % 16 == 0 && v % 16 == 0 && qkvStride % 8 == 0
+    }
+
     /// Whether the tensor-core kernel is the faster one: it spends one warp per 16 query rows of a
     /// (head, batch), so small batches leave the GPU idle where the SIMT kernel spreads 4-row
     /// blocks (H100, BERT-base seq 32: batch 1 0.724 ms SIMT vs 0.763 ms; batch 256 5.30 vs 4.58).
@@ -37,10 +43,19 @@ public enum KernelSource {
         batch * heads * ((sequence + 15) / 16) >= 512
     }
 
-    /// Dynamic shared memory of one tensor-core attention block: K rows and transposed V rows,
-    /// each padded by 8 halves.
+    /// Warps per tensor-core attention block (each owns 16 query rows of one (head, batch)): up to
+    /// 4, so a block stages K and V once for 64 rows; one when (batch x heads) alone would leave
+    /// most SMs idle (batch 1: 12 blocks), spreading the 16-row tiles over more blocks that each
+    /// stage K and V again (a few KB, from L2).
+    public static func tensorCoreAttentionWarps(batch: Int, heads: Int, sequence: Int) -> Int {
+        let tiles = max(1, sequence / 16)
+        return batch * heads >= 132 ? min(4, tiles) : 1
+    }
+
+    /// Dynamic shared memory of one tensor-core attention block: K and V rows, each padded by 8
+    /// halves.
     public static func tensorCoreAttentionSharedBytes(sequence: Int, headSize: Int) -> Int {
-        (sequence * (headSize + 8) + headSize * (sequence + 8)) * 2
+        2 * sequence * (headSize + 8) * 2
     }
 
     /// NVRTC options: compile straight to SASS for `architecture` (e.g. `sm_90`).
@@ -85,6 +100,17 @@ public enum KernelSource {
     public static let source = #"""
     // Kiln CUDA kernels (generated into NVRTC at engine build).
     typedef unsigned short half_t;
+    // Programmatic dependent launch (Hopper+): launched with it (KernelLauncher), a kernel may be
+    // scheduled while the previous kernel on the stream drains, so every kernel first waits for
+    // its predecessor's completion and memory (griddepcontrol.wait; before any load or store, so
+    // neither read-after-write nor write-after-read can race), then lets its own successor start
+    // being scheduled (launch_dependents: the successor waits the same way, so this only hides
+    // launch latency). Both are no-ops for a kernel launched without the attribute.
+    #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    #define KILN_GRID_ENTER() asm volatile("griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;" ::: "memory")
+    #else
+    #define KILN_GRID_ENTER()
+    #endif
     __device__ __forceinline__ float h2f(half_t h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
     __device__ __forceinline__ half_t f2h(float f) { half_t h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
     __device__ __forceinline__ float warp_sum(float v) {
@@ -112,6 +138,12 @@ public enum KernelSource {
         asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
         return v;
     }
+    // A plain (coherent) 16-byte load, for memory the same kernel writes (in-place kernels).
+    __device__ __forceinline__ kiln_u4 ld_u4_rw(const half_t* p) {
+        kiln_u4 v;
+        asm volatile("ld.global.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+        return v;
+    }
     __device__ __forceinline__ unsigned int u4_word(const kiln_u4& v, int i) {
         return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
     }
@@ -133,6 +165,7 @@ public enum KernelSource {
 
     // out[r, :] = table[index[r], :] (indices already validated and made non-negative on the host).
     extern "C" __global__ void kiln_gather_rows(const half_t* table, const int* index, half_t* out, int rows, int width) {
+        KILN_GRID_ENTER();
         int r = blockIdx.x;
         if (r >= rows) return;
         const half_t* src = table + (long long)index[r] * width;
@@ -142,6 +175,7 @@ public enum KernelSource {
 
     // out[i] = a[i] + b[i % b_count]: b broadcasts over leading axes.
     extern "C" __global__ void kiln_add_broadcast(const half_t* a, const half_t* b, half_t* out, long long n, long long b_count) {
+        KILN_GRID_ENTER();
         for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
             out[i] = f2h(h2f(a[i]) + h2f(b[i % b_count]));
     }
@@ -151,6 +185,7 @@ public enum KernelSource {
     // (fp32, for values that feed the fp32 NLU heads); sum_out optional.
     extern "C" __global__ void kiln_layer_norm(const half_t* x, const half_t* skip, const float* bias, const float* gamma,
                                                const float* beta, half_t* out, float* out32, half_t* sum_out, int width, float eps) {
+        KILN_GRID_ENTER();
         extern __shared__ float row[];
         __shared__ float partial[32];
         long long base = (long long)blockIdx.x * width;
@@ -194,6 +229,7 @@ public enum KernelSource {
     extern "C" __global__ void kiln_layer_norm_warp(const half_t* x, const half_t* skip, const float* bias, const float* gamma,
                                                     const float* beta, half_t* out, float* out32, half_t* sum_out, int rows,
                                                     int width, float eps) {
+        KILN_GRID_ENTER();
         int r = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
         if (r >= rows) return;
         int pairs = width >> 6;
@@ -247,6 +283,7 @@ public enum KernelSource {
     extern "C" __global__ void kiln_layer_norm_warp_prefetch(const half_t* x, const half_t* skip, const float* bias, const float* gamma,
                                                     const float* beta, half_t* out, float* out32, half_t* sum_out, int rows,
                                                     int width, float eps) {
+        KILN_GRID_ENTER();
         int r = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
         if (r >= rows) return;
         int pairs = width >> 6;
@@ -310,6 +347,7 @@ public enum KernelSource {
     extern "C" __global__ void kiln_layer_norm_warp8(const half_t* x, const half_t* skip, const float* bias, const float* gamma,
                                                      const float* beta, half_t* out, float* out32, half_t* sum_out, int rows,
                                                      int width, float eps) {
+        KILN_GRID_ENTER();
         int r = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
         if (r >= rows) return;
         int vectors = width >> 8;
@@ -369,9 +407,29 @@ public enum KernelSource {
     }
 
     extern "C" __global__ void kiln_gelu(const half_t* x, half_t* out, long long n, int tanh_form) {
+        KILN_GRID_ENTER();
         for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
             float v = h2f(x[i]);
             out[i] = f2h(tanh_form ? gelu_tanh(v) : gelu_erf(v));
+        }
+    }
+
+    // In place, 8 halves a thread: x[r, c] = gelu(x[r, c] + bias[c]) for widths that are a multiple
+    // of 8 with 16-byte aligned x and bias (the launcher checks; kiln_bias_gelu takes the rest).
+    // One 16-byte vector per thread and no loop-carried work, so a warp keeps 512 bytes in flight
+    // per access and enough blocks cover the GPU: the FFN activations of a large batch (BERT-base
+    // batch 256: 8192 x 3072 halves, 50 MB each way) stream at memory speed.
+    extern "C" __global__ void kiln_bias_gelu8(half_t* x, const half_t* bias, long long vectors, int row_vectors) {
+        KILN_GRID_ENTER();
+        for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < vectors; i += (long long)gridDim.x * blockDim.x) {
+            kiln_u4 w = ld_u4_rw(x + 8 * i);
+            kiln_u4 b = ld_u4(bias + 8 * (long long)(int)(i % row_vectors));
+            float v[8], c[8];
+            unpack_half8(w, v);
+            unpack_half8(b, c);
+            #pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = gelu_erf(v[j] + c[j]);
+            st_half8(x + 8 * i, v);
         }
     }
 
@@ -379,6 +437,7 @@ public enum KernelSource {
     // Rows are grid-strided and columns block-strided (no per-element 64-bit division); even
     // widths go two halves per 4-byte access.
     extern "C" __global__ void kiln_bias_gelu(half_t* x, const half_t* bias, int rows, int width) {
+        KILN_GRID_ENTER();
         for (int r = blockIdx.x; r < rows; r += gridDim.x) {
             half_t* row = x + (long long)r * width;
             if (width & 1) {
@@ -401,6 +460,7 @@ public enum KernelSource {
     extern "C" __global__ void kiln_binary_f32(const float* a, const float* b, float* out, long long n, int op,
                                                int d1, int d2, int d3, long long a0, long long a1, long long a2, long long a3,
                                                long long b0, long long b1, long long b2, long long b3) {
+        KILN_GRID_ENTER();
         for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
             long long r = i;
             long long i3 = r % d3; r /= d3;
@@ -422,6 +482,7 @@ public enum KernelSource {
         return (int)v;
     }
     extern "C" __global__ void kiln_quantize_s8(const half_t* x, signed char* q, int rows, int width, long long ld, float inv_scale) {
+        KILN_GRID_ENTER();
         bool vec = (width & 3) == 0 && (ld & 3) == 0 && ((unsigned long long)x & 7) == 0 && ((unsigned long long)q & 3) == 0;
         for (int r = blockIdx.x; r < rows; r += gridDim.x) {
             const half_t* row = x + (long long)r * ld;
@@ -453,6 +514,7 @@ public enum KernelSource {
     }
     extern "C" __global__ void kiln_dequant_s32(const int* acc, const float* mult, const float* bias, half_t* out16, float* out32,
                                                 int rows, int width, int act) {
+        KILN_GRID_ENTER();
         bool vec = (width & 3) == 0 && ((unsigned long long)acc & 15) == 0 && ((unsigned long long)mult & 15) == 0
             && ((unsigned long long)bias & 15) == 0 && ((unsigned long long)out16 & 7) == 0 && ((unsigned long long)out32 & 15) == 0;
         for (int r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -483,16 +545,19 @@ public enum KernelSource {
     }
 
     extern "C" __global__ void kiln_f32_to_f16(const float* x, half_t* out, long long n) {
+        KILN_GRID_ENTER();
         for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
             out[i] = f2h(x[i]);
     }
 
     extern "C" __global__ void kiln_f16_to_f32(const half_t* x, float* out, long long n) {
+        KILN_GRID_ENTER();
         for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
             out[i] = h2f(x[i]);
     }
 
     extern "C" __global__ void kiln_copy_rows_f32(const float* in, float* out, int rows, int width, long long in_stride) {
+        KILN_GRID_ENTER();
         int r = blockIdx.x;
         if (r >= rows) return;
         for (int c = threadIdx.x; c < width; c += blockDim.x) out[(long long)r * width + c] = in[r * in_stride + c];
@@ -500,6 +565,7 @@ public enum KernelSource {
 
     // Materialises a strided view: out[r, c] = in[r * in_stride + c], contiguous out.
     extern "C" __global__ void kiln_copy_rows(const half_t* in, half_t* out, int rows, int width, long long in_stride) {
+        KILN_GRID_ENTER();
         int r = blockIdx.x;
         if (r >= rows) return;
         for (int c = threadIdx.x; c < width; c += blockDim.x) out[(long long)r * width + c] = in[r * in_stride + c];
@@ -517,6 +583,7 @@ public enum KernelSource {
                                               const float* mask, long long mask_batch, long long mask_head, long long mask_row,
                                               half_t* out, long long out_stride, int seq, int head_size, float scale,
                                               int nan_to_zero, int rows_per_block) {
+        KILN_GRID_ENTER();
         extern __shared__ unsigned char shared[];
         int head = blockIdx.x, batch = blockIdx.y;
         int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -588,11 +655,13 @@ public enum KernelSource {
         }
     }
 
-    // Tensor-core attention (mma.sync m16n8k16, fp16 in, fp32 accumulate) for head size 64 and
-    // sequences that are a multiple of 16 up to 128 (the shape buckets). One warp owns 16 query
-    // rows; a block holds up to 4 warps of one (head, batch). K [seq][64] and V transposed
-    // [64][seq] are staged in shared memory with rows padded by 8 halves, so each warp's fragment
-    // loads hit 32 distinct banks. Scores stay in registers: scale + additive mask, row max / sum
+    // Tensor-core attention (mma.sync m16n8k16, fp16 in, fp32 accumulate) for head size 32 or 64
+    // and sequences that are a multiple of 16 up to 128 (the shape buckets). One warp owns 16 query
+    // rows; a block holds up to 4 warps of one (head, batch). K and V [seq][HS] are staged in
+    // shared memory with 16-byte loads and stores (Q, K, V 16-byte aligned, qkv_stride a multiple
+    // of 8: the launcher checks), four vectors per thread in flight, rows padded by 8 halves so
+    // that the 8 rows a fragment load touches sit in distinct banks; V's B fragments come
+    // transposed out of shared memory by ldmatrix.trans. Scores stay in registers: scale + additive mask, row max / sum
     // over the 4 lanes of a quad, exp in fp32; the unnormalised probabilities become the A
     // fragments of P.V directly (the FlashAttention-2 register layout), and rows are divided by
     // their sum at the end. A row whose scores are all -inf gives NaN (or 0 with nan_to_zero),
@@ -602,26 +671,48 @@ public enum KernelSource {
                      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
     }
+    __device__ __forceinline__ void ldmatrix_x4_trans(unsigned int* r, const half_t* p) {
+        unsigned int address;
+        asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(address) : "l"(p));
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address));
+    }
     #define KILN_MMA_MAX_TILES 16
     template <int HS>
     __device__ __forceinline__ void attention_mma(const half_t* q, const half_t* k, const half_t* v, long long qkv_stride,
                                                   const float* mask, long long mask_batch, long long mask_head, long long mask_row,
                                                   half_t* out, long long out_stride, int seq, float scale, int nan_to_zero) {
-        extern __shared__ unsigned char mma_shared[];
-        const int kstride = HS + 8, vstride = seq + 8;
+        extern __shared__ __attribute__((aligned(16))) unsigned char mma_shared[];
+        const int kstride = HS + 8;
         int head = blockIdx.x, batch = blockIdx.y;
         int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
         int g = lane >> 2, tq = lane & 3;
         half_t* ks = (half_t*)mma_shared;
-        half_t* vts = ks + seq * kstride;
+        half_t* vs = ks + seq * kstride;
         long long token0 = (long long)batch * seq;
         int col0 = head * HS;
-        for (int idx = threadIdx.x; idx < seq * (HS / 2); idx += blockDim.x) {
-            int t = idx / (HS / 2), p = idx - t * (HS / 2);
-            ((unsigned int*)(ks + t * kstride))[p] = ((const unsigned int*)(k + (token0 + t) * qkv_stride + col0))[p];
-            unsigned int w = ((const unsigned int*)(v + (token0 + t) * qkv_stride + col0))[p];
-            vts[(2 * p) * vstride + t] = (half_t)(w & 0xffffu);
-            vts[(2 * p + 1) * vstride + t] = (half_t)(w >> 16);
+        const int vectors = seq * (HS / 8);
+        for (int base = threadIdx.x; base < vectors; base += 4 * blockDim.x) {
+            kiln_u4 kv[4], vv[4];
+            #pragma unroll
+            for (int u = 0; u < 4; u++) {
+                int idx = base + u * blockDim.x;
+                if (idx < vectors) {
+                    int t = idx / (HS / 8), c = (idx - t * (HS / 8)) * 8;
+                    long long offset = (token0 + t) * qkv_stride + col0 + c;
+                    kv[u] = ld_u4(k + offset);
+                    vv[u] = ld_u4(v + offset);
+                }
+            }
+            #pragma unroll
+            for (int u = 0; u < 4; u++) {
+                int idx = base + u * blockDim.x;
+                if (idx < vectors) {
+                    int t = idx / (HS / 8), c = (idx - t * (HS / 8)) * 8;
+                    *(kiln_u4*)(ks + t * kstride + c) = kv[u];
+                    *(kiln_u4*)(vs + t * kstride + c) = vv[u];
+                }
+            }
         }
         __syncthreads();
         int row0 = (blockIdx.z * (blockDim.x >> 5) + warp) * 16;
@@ -694,11 +785,16 @@ public enum KernelSource {
             if (kt < (seq >> 4)) {
                 unsigned int a[4] = {pack_half2(s[2 * kt][0], s[2 * kt][1]), pack_half2(s[2 * kt][2], s[2 * kt][3]),
                                      pack_half2(s[2 * kt + 1][0], s[2 * kt + 1][1]), pack_half2(s[2 * kt + 1][2], s[2 * kt + 1][3])};
+                // ldmatrix.x4.trans: lanes 0-15 address keys kt*16 + 0..15 of head dims nt*8..+7,
+                // lanes 16-31 the same keys of dims nt*8+8..+15; lane (g, tq) receives
+                // V[kt*16 + 2tq (+1)][dim g] and V[kt*16 + 8 + 2tq (+1)][dim g] of each: the B
+                // fragments of two n-tiles.
                 #pragma unroll
-                for (int nt = 0; nt < HS / 8; nt++) {
-                    const half_t* vrow = vts + (nt * 8 + g) * vstride + kt * 16 + tq * 2;
-                    unsigned int b[2] = {*(const unsigned int*)vrow, *(const unsigned int*)(vrow + 8)};
+                for (int nt = 0; nt < HS / 8; nt += 2) {
+                    unsigned int b[4];
+                    ldmatrix_x4_trans(b, vs + (kt * 16 + (lane & 15)) * kstride + nt * 8 + (lane >> 4) * 8);
                     mma_16816(acc[nt], a, b);
+                    mma_16816(acc[nt + 1], a, b + 2);
                 }
             }
         }
@@ -717,11 +813,13 @@ public enum KernelSource {
     extern "C" __global__ void kiln_attention_mma32(const half_t* q, const half_t* k, const half_t* v, long long qkv_stride,
                                                     const float* mask, long long mask_batch, long long mask_head, long long mask_row,
                                                     half_t* out, long long out_stride, int seq, float scale, int nan_to_zero) {
+        KILN_GRID_ENTER();
         attention_mma<32>(q, k, v, qkv_stride, mask, mask_batch, mask_head, mask_row, out, out_stride, seq, scale, nan_to_zero);
     }
     extern "C" __global__ void kiln_attention_mma64(const half_t* q, const half_t* k, const half_t* v, long long qkv_stride,
                                                     const float* mask, long long mask_batch, long long mask_head, long long mask_row,
                                                     half_t* out, long long out_stride, int seq, float scale, int nan_to_zero) {
+        KILN_GRID_ENTER();
         attention_mma<64>(q, k, v, qkv_stride, mask, mask_batch, mask_head, mask_row, out, out_stride, seq, scale, nan_to_zero);
     }
     // Skinny GEMM for a few rows (M <= 64: batch 1-2 at seq 32): Y[M, N] = act(X[M, K]·W + bias),
@@ -840,7 +938,12 @@ public enum KernelSource {
                         int row = mt * 16 + g + 8 * h;
                         if (row < m) {
                             float* p = workspace + (long long)row * n + col0 + nt * 8 + 2 * t;
+                            #if __CUDA_ARCH__ >= 900
                             asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(p), "f"(acc[mt][nt][2 * h]), "f"(acc[mt][nt][2 * h + 1]) : "memory");
+                            #else
+                            asm volatile("red.global.add.f32 [%0], %1;" :: "l"(p), "f"(acc[mt][nt][2 * h]) : "memory");
+                            asm volatile("red.global.add.f32 [%0], %1;" :: "l"(p + 1), "f"(acc[mt][nt][2 * h + 1]) : "memory");
+                            #endif
                         }
                     }
         }
@@ -867,18 +970,22 @@ public enum KernelSource {
     }
     extern "C" __global__ void kiln_gemm_skinny_m1(const half_t* x, int lda, const half_t* wt, const half_t* bias,
             half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act) {
+        KILN_GRID_ENTER();
         gemm_skinny<1>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act);
     }
     extern "C" __global__ void kiln_gemm_skinny_m2(const half_t* x, int lda, const half_t* wt, const half_t* bias,
             half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act) {
+        KILN_GRID_ENTER();
         gemm_skinny<2>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act);
     }
     extern "C" __global__ void kiln_gemm_skinny_m3(const half_t* x, int lda, const half_t* wt, const half_t* bias,
             half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act) {
+        KILN_GRID_ENTER();
         gemm_skinny<3>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act);
     }
     extern "C" __global__ void kiln_gemm_skinny_m4(const half_t* x, int lda, const half_t* wt, const half_t* bias,
             half_t* y, float* workspace, unsigned int* counters, int m, int n, int k, int kspan, int act) {
+        KILN_GRID_ENTER();
         gemm_skinny<4>(x, lda, wt, bias, y, workspace, counters, m, n, k, kspan, act);
     }
     """#

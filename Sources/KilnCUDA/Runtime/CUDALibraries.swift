@@ -6,11 +6,16 @@ import CKilnCUDA
 import Foundation
 import Synchronization
 
-/// The three NVIDIA libraries the backend opens with dlopen.
+/// The NVIDIA libraries the backend opens with dlopen: the first three are required for a GPU
+/// engine, NVML only for GPU metrics.
 public enum CUDALibrary: String, Sendable, CaseIterable {
     case driver = "libcuda.so.1"
     case cublasLt = "libcublasLt.so.13"
     case nvrtc = "libnvrtc.so.13"
+    case nvml = "libnvidia-ml.so.1"
+
+    /// What a CUDA engine cannot run without.
+    public static let required: [CUDALibrary] = [.driver, .cublasLt, .nvrtc]
 }
 
 /// Opens the NVIDIA libraries once per process.
@@ -22,7 +27,7 @@ public enum CUDALibraries {
     public static func candidates(for library: CUDALibrary, environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
         var folders: [String] = (environment["KILN_CUDA_LIB_DIR"] ?? "").split(separator: ":").map(String.init)
         var paths = folders.map { "\($0)/\(library.rawValue)" } + [library.rawValue]
-        folders = library == .driver
+        folders = library == .driver || library == .nvml
             ? ["/usr/local/nvidia/lib64", "/usr/lib64", "/usr/lib/x86_64-linux-gnu"]
             : ["/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib"] + pythonWheelFolders(for: library)
         paths += folders.map { "\($0)/\(library.rawValue)" }
@@ -57,9 +62,9 @@ public enum CUDALibraries {
         }
     }
 
-    /// Opens all three libraries.
+    /// Opens the libraries a CUDA engine needs (not NVML).
     public static func loadAll() throws {
-        for library in CUDALibrary.allCases { try load(library) }
+        for library in CUDALibrary.required { try load(library) }
     }
 
     private static func open(_ library: CUDALibrary) -> Result<String, CUDAError> {
@@ -71,6 +76,7 @@ public enum CUDALibraries {
             case .driver: kiln_cuda_open_driver(path, &message, message.count)
             case .cublasLt: kiln_cuda_open_cublaslt(path, &message, message.count)
             case .nvrtc: kiln_cuda_open_nvrtc(path, &message, message.count)
+            case .nvml: kiln_cuda_open_nvml(path, &message, message.count)
             }
             if status == 0 {
                 if library == .nvrtc { preloadNVRTCBuiltins(besides: path) }

@@ -41,6 +41,8 @@ public final class ServeMetrics: Sendable {
     }
 
     private let requestSeries = Mutex<[RequestKey: RequestSeries]>([:])
+    /// Run before each render: readings taken at scrape time (GPU memory and utilization).
+    private let scrapeHooks = Mutex<[@Sendable (ServeMetrics) -> Void]>([])
     private let modelSeries = Mutex<[ModelKey: ModelSeries]>([:])
 
     static let latencyBuckets: [Double] = [
@@ -153,8 +155,26 @@ public final class ServeMetrics: Sendable {
                            labels: [("model", model)]).set(percent)
     }
 
+    /// Adds a reading taken at every scrape, before the text is rendered (e.g. GPU gauges:
+    /// `kiln serve --device cuda` samples NVML here, so values are as fresh as the scrape).
+    public func addScrapeHook(_ hook: @escaping @Sendable (ServeMetrics) -> Void) {
+        scrapeHooks.withLock { $0.append(hook) }
+    }
+
+    /// Publishes one GPU's memory use and utilization (`gpu` is the CUDA ordinal the server uses).
+    public func setGPU(gpu: Int, name: String, memoryUsedBytes: Double, memoryTotalBytes: Double, utilization: Double) {
+        let labels = [("gpu", String(gpu)), ("name", name)]
+        registry.makeGauge(descriptor: descriptor("kiln_gpu_memory_used_bytes", "GPU memory in use, all processes (NVML)"),
+                           labels: labels).set(memoryUsedBytes)
+        registry.makeGauge(descriptor: descriptor("kiln_gpu_memory_total_bytes", "GPU memory in all (NVML)"),
+                           labels: labels).set(memoryTotalBytes)
+        registry.makeGauge(descriptor: descriptor("kiln_gpu_utilization_ratio", "Share of the last NVML sample period a kernel ran, 0-1"),
+                           labels: labels).set(utilization)
+    }
+
     /// The Prometheus text exposition of every metric.
     public func render() -> [UInt8] {
+        for hook in scrapeHooks.withLock({ $0 }) { hook(self) }
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return buffer
