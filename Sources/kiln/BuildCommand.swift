@@ -37,6 +37,11 @@ struct BuildCommand: ParsableCommand {
     @Option(help: "The GPU ordinal for --target cuda.")
     var device: Int = 0
 
+    @Option(help: ArgumentHelp(
+        "--target cuda: a cuBLASLt autotuning cache to reuse and extend (JSON; created if missing). Choices are reused only on the same GPU model and cuBLASLt version; other shapes are timed and added.",
+        valueName: "file"))
+    var timingCache: String?
+
     @Option(help: "fp32, bf16 (needs AVX512_BF16; the NLU heads stay fp32 unless --bf16-heads), int8 (needs --calibration) or int8-dynamic.")
     var precision: String = "fp32"
 
@@ -63,6 +68,7 @@ struct BuildCommand: ParsableCommand {
 
     func validate() throws {
         if target == "cuda" { return try CUDABuild.validate(self) }
+        if timingCache != nil { throw ValidationError("--timing-cache is for --target cuda (cuBLASLt autotuning)") }
         guard target == "cpu" else { throw ValidationError("--target must be cpu or cuda") }
         guard ["fp32", "bf16", "int8", "int8-dynamic"].contains(precision) else {
             throw ValidationError("--precision must be fp32, bf16, int8 or int8-dynamic")

@@ -37,6 +37,14 @@ enum CUDASupport {
         return CUDAInferenceEngine(engine: engine)
     }
 
+    /// Reads a timing cache file; nil when it does not exist yet (the build creates it).
+    static func loadTimingCache(_ url: URL) throws -> GemmTimingCache? {
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        do { return try GemmTimingCache.load(from: url) } catch {
+            throw ValidationError("--timing-cache \(url.path) is not a Kiln timing cache (\(error)); delete it or name another file")
+        }
+    }
+
     /// Turns a compiled CPU-independent plan into a CUDA fp16 (or int8) plan: builds the engine on the GPU
     /// that is present (NVRTC kernels for its arch, cuBLASLt algorithms timed per GEMM shape),
     /// checks it against the reference executor and records GPU, driver and library versions.
@@ -46,12 +54,21 @@ enum CUDASupport {
     /// check is `kiln verify`. (The reference executor has no int8 FusedMatMul kernel, so the
     /// quantized graph cannot serve as the reference yet.)
     static func makePlan(from compiled: PlanCompiler.Output, ordinal: Int, maxBatch: Int, maxSeq: Int, tolerance: Float, verify: Bool,
-                         precision: String = "fp16") throws -> Plan {
+                         precision: String = "fp16", timingCache: URL? = nil) throws -> Plan {
         let engine = try Progress.step(2, of: 4, "building the CUDA engine (NVRTC kernels, cuBLASLt autotuning)") {
-            try CUDAEngine(
-                graph: compiled.plan.graph,
-                options: CUDAEngineOptions(deviceOrdinal: ordinal, maxBatch: maxBatch, maxSequence: maxSeq, autotune: true),
-                hostEvaluator: hostEvaluator)
+            var options = CUDAEngineOptions(deviceOrdinal: ordinal, maxBatch: maxBatch, maxSequence: maxSeq, autotune: true)
+            options.timingCache = try timingCache.flatMap { try loadTimingCache($0) }
+            let engine = try CUDAEngine(graph: compiled.plan.graph, options: options, hostEvaluator: hostEvaluator)
+            if let timingCache {
+                let cache = engine.timingCache
+                if let loaded = options.timingCache, !loaded.sameScope(as: cache) {
+                    Progress.note("timing cache \(timingCache.path) is for \(loaded.device) \(loaded.architecture), cuBLASLt \(loaded.cublasLt): not reused, rewritten for this GPU")
+                }
+                try cache.write(to: timingCache)
+                let (reused, timed) = engine.autotuning
+                Progress.note("cuBLASLt autotuning: \(reused) GEMM shapes from the timing cache, \(timed) timed; \(cache.choices.count) shapes in \(timingCache.path)")
+            }
+            return engine
         }
         Progress.note("\(engine.device.name) \(engine.device.architecture), driver \(engine.versions.driver), cuBLASLt \(engine.versions.cublasLt), NVRTC \(engine.versions.nvrtc); arena \(engine.arenaBytes >> 20) MiB")
         for (op, counts) in engine.placement.sorted(by: { $0.key < $1.key }) { Progress.note("\(op): \(counts.gpu) on the GPU, \(counts.host) on the host") }
@@ -158,7 +175,8 @@ enum CUDABuild {
         }
         let plan = try CUDASupport.makePlan(
             from: compiled, ordinal: command.device, maxBatch: command.maxBatch, maxSeq: command.maxSeq,
-            tolerance: max(command.tolerance, 2e-2), verify: !command.noVerify, precision: command.precision)
+            tolerance: max(command.tolerance, 2e-2), verify: !command.noVerify, precision: command.precision,
+            timingCache: command.timingCache.map { URL(fileURLWithPath: $0) })
         try Progress.step(4, of: 4, "writing \(outputPath)") { try PlanFile.write(plan, to: URL(fileURLWithPath: outputPath)) }
         print("built \(outputPath) (\(command.precision), cuda \(plan.header.target.architecture), \(plan.header.buildOptions["cuda_device"] ?? "")) in \((ContinuousClock.now - started).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
     }

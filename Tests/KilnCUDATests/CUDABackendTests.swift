@@ -42,6 +42,41 @@ import Testing
         }
     }
 
+    @Test func timingCacheRoundTripsAndReusesOnlyInItsScope() throws {
+        let h100 = GemmTimingCache(device: "NVIDIA H100 80GB HBM3", architecture: "sm_90", cublasLt: 130100,
+                                   choices: ["32x2304x768/lda768/none/f16": 3])
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-timing-\(UUID().uuidString)/cache.json")
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
+        try h100.write(to: url)
+        #expect(try GemmTimingCache.load(from: url) == h100)
+        #expect(h100.sameScope(as: GemmTimingCache(device: "NVIDIA H100 80GB HBM3", architecture: "sm_90", cublasLt: 130100)))
+        #expect(!h100.sameScope(as: GemmTimingCache(device: "NVIDIA H100 80GB HBM3", architecture: "sm_90", cublasLt: 130200)))
+        #expect(!h100.sameScope(as: GemmTimingCache(device: "NVIDIA H200", architecture: "sm_90", cublasLt: 130100)))
+        #expect(!h100.sameScope(as: GemmTimingCache(device: "NVIDIA H100 80GB HBM3", architecture: "sm_90", cublasLt: 130100, candidates: 16)))
+
+        // A loaded file fills gaps; what this process timed itself wins.
+        let store = GemmTimingCache.Store()
+        store.record(scope: h100.scope, key: "8x768x768/lda768/bias/f16", choice: 1)
+        store.record(scope: h100.scope, key: "32x2304x768/lda768/none/f16", choice: 5)
+        store.merge(h100)
+        #expect(store.choice(scope: h100.scope, key: "32x2304x768/lda768/none/f16") == 5)
+        #expect(store.snapshot(like: h100).choices.count == 2)
+        #expect(store.choice(scope: "other", key: "8x768x768/lda768/bias/f16") == nil)
+    }
+
+    @Test func timingCacheKeysSeparateWhatChangesTheCandidates() {
+        let plain = GemmShape(m: 32, n: 768, k: 768, lda: 768, outputF32: false, epilogue: .bias)
+        var strided = plain
+        strided.lda = 2304
+        var f32 = plain
+        f32.outputF32 = true
+        var int8 = plain
+        int8.int8 = true
+        let keys = Set([plain, strided, f32, int8].map(CuBLASLtGemm.key))
+        #expect(keys.count == 4)
+        #expect(CuBLASLtGemm.key(plain) == "32x768x768/lda768/bias/f16")
+    }
+
     @Test func bumpAllocatorAlignsAndTracksHighWater() {
         var allocator = BumpAllocator(capacity: 1024, alignment: 256)
         #expect(allocator.allocate(10) == 0)

@@ -51,6 +51,10 @@ public struct CUDAEngineOptions: Sendable {
     /// hides part of the launch gap between kernels, in CUDA graphs too. KILN_CUDA_PDL=0 turns it
     /// off (for comparisons).
     public var dependentLaunch = ProcessInfo.processInfo.environment["KILN_CUDA_PDL"] != "0"
+    /// Autotuning choices to reuse (a file from an earlier build, `--timing-cache`): merged into
+    /// the process-wide store when they are for this GPU model and cuBLASLt version, ignored
+    /// otherwise. Engines of one process share their choices whether or not this is set.
+    public var timingCache: GemmTimingCache?
 
     public init(deviceOrdinal: Int = 0, maxBatch: Int = 16, maxSequence: Int = 128, useGraphs: Bool = true, autotune: Bool = true,
                 bucketShapes: Bool = true) {
@@ -83,6 +87,7 @@ public final class CUDAEngine: @unchecked Sendable {
     private let hostEvaluator: HostEvaluator
     private let wantsF32: Set<String>
     private let maxAttentionSequence: Int
+    private let timingCacheScope: GemmTimingCache
     /// options.dependentLaunch where this GPU and driver support it.
     public let dependentLaunch: Bool
     private var arena: DeviceArena
@@ -124,6 +129,10 @@ public final class CUDAEngine: @unchecked Sendable {
         module = try KernelModule(architecture: context.device.architecture)
         gemm = try CuBLASLtGemm(autotune: options.autotune)
         versions = CUDAVersions(driver: context.device.driverVersion, cublasLt: gemm.version, nvrtc: module.nvrtcVersion)
+        let scope = GemmTimingCache(device: context.device.name, architecture: context.device.architecture, cublasLt: gemm.version)
+        if let loaded = options.timingCache, loaded.sameScope(as: scope) { GemmTimingCache.shared.merge(loaded) }
+        gemm.timingScope = scope.scope
+        timingCacheScope = scope
         dependentLaunch = options.dependentLaunch && context.device.computeCapability.major >= 9
             && Self.dependentLaunchWorks(module: module, stream: context.stream)
         let limit = context.device.sharedMemoryPerBlockOptin
@@ -182,6 +191,12 @@ public final class CUDAEngine: @unchecked Sendable {
     }
 
     /// GEMM algorithm choices made so far (shape -> candidate index), for the plan's timing cache.
+    /// Every autotuning choice this process holds for this engine's GPU model and cuBLASLt
+    /// version (its own and other engines'), to write back with `kiln build --timing-cache`.
+    public var timingCache: GemmTimingCache { GemmTimingCache.shared.snapshot(like: timingCacheScope) }
+    /// GEMM shapes whose algorithm came from the timing cache, and those timed by this engine.
+    public var autotuning: (reused: Int, timed: Int) { (gemm.reusedChoices, gemm.timedChoices) }
+
     public var gemmChoices: [String: Int] {
         Dictionary(gemm.choices.map { shape, choice in
             let types = shape.int8 ? "s8" : (shape.inputF32 ? "f32-in/" : "") + (shape.outputF32 ? "f32" : "f16")

@@ -54,6 +54,11 @@ final class CuBLASLtGemm: @unchecked Sendable {
     /// Chosen algorithm index per shape (the timing cache a plan can record).
     private(set) var choices: [GemmShape: Int] = [:]
     let version: Int
+    /// The GemmTimingCache scope of this GPU and library (set by the engine): autotuning takes a
+    /// choice recorded there instead of timing again, and records its own. nil: always time.
+    var timingScope: String?
+    /// Shapes whose choice came from the timing cache / was timed here.
+    private(set) var reusedChoices = 0, timedChoices = 0
 
     final class Plan {
         var desc: klt_matmul_desc?
@@ -67,7 +72,7 @@ final class CuBLASLtGemm: @unchecked Sendable {
     }
 
     /// How many of the heuristic's candidates autotuning times (it returns fewer for some shapes).
-    static let autotuneCandidates = 32
+    static let autotuneCandidates = GemmTimingCache.currentCandidates
 
     /// Bytes written between autotuning runs of small-M GEMMs so that each run reads its weights
     /// from device memory, as a forward pass does (BERT-base's 170 MB of fp16 weights do not fit
@@ -133,10 +138,24 @@ final class CuBLASLtGemm: @unchecked Sendable {
         plan.candidates = Array(results.prefix(Int(returned)))
         plans[shape] = plan
         if autotune && plan.candidates.count > 1 {
-            plan.chosen = try fastest(plan, shape, input: input, weights: weights, bias: bias, output: output, stream: stream)
+            let key = Self.key(shape)
+            if let scope = timingScope, let cached = GemmTimingCache.shared.choice(scope: scope, key: key), cached < plan.candidates.count {
+                plan.chosen = cached
+                reusedChoices += 1
+            } else {
+                plan.chosen = try fastest(plan, shape, input: input, weights: weights, bias: bias, output: output, stream: stream)
+                timedChoices += 1
+                if let scope = timingScope { GemmTimingCache.shared.record(scope: scope, key: key, choice: plan.chosen) }
+            }
         }
         choices[shape] = plan.chosen
         return plan
+    }
+
+    /// The timing-cache key of a shape: everything that changes cuBLASLt's candidate list.
+    static func key(_ shape: GemmShape) -> String {
+        let types = shape.int8 ? "s8" : (shape.inputF32 ? "f32-in/" : "") + (shape.outputF32 ? "f32" : "f16")
+        return "\(shape.m)x\(shape.n)x\(shape.k)/lda\(shape.lda)/\(shape.epilogue.rawValue)/\(types)"
     }
 
     /// fp16 (or fp32 head) operands, fp32 accumulation, optional bias/activation epilogue.
