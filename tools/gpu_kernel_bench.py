@@ -16,6 +16,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)  # cupy.cuda.Exte
 import numpy as np
 import cupy as cp
 import torch
+from cuda_graph_timer import graph_microseconds
 
 p = argparse.ArgumentParser()
 p.add_argument("--baseline", required=True, help="a KernelSource.swift to compare against")
@@ -93,23 +94,8 @@ def reference_attention(qkv, mask, batch):
 
 
 def time_graph(run):
-    s = torch.cuda.Stream()
-    with torch.cuda.stream(s):
-        run(cp.cuda.ExternalStream(s.cuda_stream))
-        torch.cuda.synchronize()
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g, stream=s):
-            run(cp.cuda.ExternalStream(s.cuda_stream))
-    g.replay(); torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(5):
-        start.record()
-        for _ in range(args.replays // 5):
-            g.replay()
-        end.record(); torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) / (args.replays // 5))
-    return float(np.median(times)) * 1000 / 12  # us per launch
+    # us per launch: each graph holds 12 launches
+    return graph_microseconds(lambda stream: run(cp.cuda.ExternalStream(stream.cuda_stream)), args.replays) / 12
 
 
 failures = 0

@@ -13,6 +13,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)  # cupy.cuda.Exte
 import numpy as np
 import cupy as cp
 import torch
+from cuda_graph_timer import graph_microseconds
 
 p = argparse.ArgumentParser()
 p.add_argument("--rows", type=int, default=32)
@@ -76,23 +77,7 @@ x_in = {k: (torch.randn(M, k, device="cuda") * 0.5).half() for k in (768, 3072)}
 outs = {n: torch.empty(M, n, device="cuda", dtype=torch.half) for n in (768, 2304, 3072)}
 
 def time_graph(run, label, count=48):
-    s = torch.cuda.Stream()
-    with torch.cuda.stream(s):
-        run(s)
-        torch.cuda.synchronize()
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g, stream=s):
-            run(s)
-    g.replay(); torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(5):
-        start.record()
-        for _ in range(args.replays // 5):
-            g.replay()
-        end.record(); torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) / (args.replays // 5))
-    t = float(np.median(times)) * 1000
+    t = graph_microseconds(run, args.replays)
     print(f"{label:<60} {t:8.1f} us per {count} launches ({t / count:5.2f} us each)")
     return t
 
