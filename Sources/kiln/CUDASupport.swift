@@ -163,6 +163,8 @@ enum CUDABuild {
 
     static func run(_ command: BuildCommand) throws {
         let started = ContinuousClock.now
+        // Find the GPU before optimizing (seconds to minutes) a model there is nowhere to build for.
+        _ = try CUDADriver.device(command.device)
         let sourceURL = URL(fileURLWithPath: command.model)
         let outputPath = command.output ?? sourceURL.deletingPathExtension().appendingPathExtension("cuda.kiln").path
         // The graph is optimized in fp32; the CUDA engine lowers it to fp16 kernels itself.
