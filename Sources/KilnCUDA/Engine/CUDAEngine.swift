@@ -190,18 +190,17 @@ public final class CUDAEngine: @unchecked Sendable {
         return wanted
     }
 
-    /// GEMM algorithm choices made so far (shape -> candidate index), for the plan's timing cache.
     /// Every autotuning choice this process holds for this engine's GPU model and cuBLASLt
     /// version (its own and other engines'), to write back with `kiln build --timing-cache`.
     public var timingCache: GemmTimingCache { GemmTimingCache.shared.snapshot(like: timingCacheScope) }
     /// GEMM shapes whose algorithm came from the timing cache, and those timed by this engine.
     public var autotuning: (reused: Int, timed: Int) { (gemm.reusedChoices, gemm.timedChoices) }
 
+    /// GEMM algorithm choices made so far (shape -> candidate index), for the plan's timing cache;
+    /// keyed as in a `--timing-cache` file (int8 shapes that differ only in what the
+    /// dequantization kernel does share one key: cuBLASLt sees the same GEMM).
     public var gemmChoices: [String: Int] {
-        Dictionary(gemm.choices.map { shape, choice in
-            let types = shape.int8 ? "s8" : (shape.inputF32 ? "f32-in/" : "") + (shape.outputF32 ? "f32" : "f16")
-            return ("\(shape.m)x\(shape.n)x\(shape.k)/\(shape.epilogue.rawValue)/\(types)", choice)
-        }, uniquingKeysWith: { first, _ in first })
+        Dictionary(gemm.choices.map { (CuBLASLtGemm.key($0.key), $0.value) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Runs the graph; inputs by name, outputs by name (fp32 host tensors).
