@@ -107,7 +107,7 @@ func info() throws {
     do {
         for reading in try GPUMonitor(ordinals: Array(0..<count)).read() {
             print(String(format: "NVML GPU %d (PCI %@): memory used %.0f of %.0f MiB, utilization %.0f%%", reading.ordinal,
-                         (try? CUDADriver.pciBusID(reading.ordinal)) ?? "?", reading.memoryUsedBytes / 1048576,
+                         reading.pciBusID, reading.memoryUsedBytes / 1048576,
                          reading.memoryTotalBytes / 1048576, reading.utilization * 100))
         }
     } catch {

@@ -52,6 +52,8 @@ public struct ParsePipeline: Sendable {
     /// Runs one text on one model version.
     func run(_ text: String, request: ParseRequest, on model: ServedModel) async throws -> ParseResult {
         let start = DispatchTime.now().uptimeNanoseconds
+        // Before tokenizing, so the engine's workers wake during it (`infer` hints again for the
+        // v2 path; a second hint costs one uncontended lock).
         model.prepareForRequest()
         let encoded = try model.encoder.encode(text)
         let result = try await model.infer(encoded.engineInput, priority: request.priority, timeout: request.timeout)
