@@ -39,6 +39,7 @@ print(f"compiled both in {time.time() - t0:.1f} s on {torch.cuda.get_device_name
 NULL = np.uint64(0)
 HEADS, HS, SEQ = 12, 64, 32
 HIDDEN = HEADS * HS
+SMS = torch.cuda.get_device_properties(0).multi_processor_count
 
 
 def attention_shared(build, seq):
@@ -48,7 +49,7 @@ def attention_shared(build, seq):
 
 def attention_warps(build, batch):
     # KernelSource.tensorCoreAttentionWarps (this tree); the baseline always took min(4, seq / 16).
-    return min(4, SEQ // 16) if build == "baseline" or batch * HEADS >= 132 else 1
+    return min(4, SEQ // 16) if build == "baseline" or batch * HEADS >= SMS else 1
 
 
 def launch_attention(build, qkv, mask, out, batch, stream):

@@ -110,6 +110,15 @@ import Testing
         #expect(!KernelSource.warpLayerNormFits(width: 1000) && !KernelSource.warpLayerNormFits(width: 2048))
     }
 
+    @Test func tensorCoreAttentionUsesOneWarpABlockUntilTheBlocksCoverTheSMs() {
+        // BERT-base seq 32: 12 (batch x heads) blocks at batch 1 leave an H100's 132 SMs idle.
+        #expect(KernelSource.tensorCoreAttentionWarps(batch: 1, heads: 12, sequence: 32, multiprocessors: 132) == 1)
+        #expect(KernelSource.tensorCoreAttentionWarps(batch: 11, heads: 12, sequence: 32, multiprocessors: 132) == 2)
+        #expect(KernelSource.tensorCoreAttentionWarps(batch: 256, heads: 12, sequence: 128, multiprocessors: 132) == 4)
+        // A smaller GPU is covered sooner.
+        #expect(KernelSource.tensorCoreAttentionWarps(batch: 1, heads: 12, sequence: 32, multiprocessors: 10) == 2)
+    }
+
     @Test func skinnyGemmTakesOnlyShapesItHandles() {
         #expect(SkinnyGemmWorkspace.fits(rows: 32, n: 768, k: 768, lda: 768))
         #expect(SkinnyGemmWorkspace.fits(rows: 64, n: 3072, k: 768, lda: 2304))  // a strided view

@@ -260,7 +260,7 @@ public final class CUDAEngine: @unchecked Sendable {
             stream: context.stream,
             launcher: KernelLauncher(module: module, stream: context.stream, tensorCoreAttention: options.tensorCoreAttention,
                                      tensorCoreAttentionEverywhere: options.tensorCoreAttentionEverywhere,
-                                     dependentLaunch: dependentLaunch),
+                                     dependentLaunch: dependentLaunch, multiprocessors: context.device.multiprocessors),
             gemm: gemm, arena: arena,
             pinned: pinned, host: hostEvaluator, opset: graph.opset, wantsF32: wantsF32, maxAttentionSequence: maxAttentionSequence,
             initializers: graph.initializers)

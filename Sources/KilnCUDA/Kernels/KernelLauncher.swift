@@ -25,6 +25,8 @@ struct KernelLauncher {
     /// kernel in KernelSource waits for its predecessor itself (KILN_GRID_ENTER), so it may be
     /// scheduled while that one drains.
     var dependentLaunch = false
+    /// The GPU's SM count: how many blocks cover it (KernelSource.tensorCoreAttentionWarps).
+    var multiprocessors = 132
 
     func launch(_ name: String, grid: (Int, Int, Int), block: Int, shared: Int = 0, _ arguments: [KernelArgument]) throws {
         // Every argument gets an 8-byte slot; the driver reads only the declared width.
@@ -159,7 +161,8 @@ struct KernelLauncher {
         if tensorCoreAttention && KernelSource.tensorCoreAttentionFits(headSize: headSize, sequence: sequence)
             && (tensorCoreAttentionEverywhere || KernelSource.tensorCoreAttentionPays(batch: batch, heads: heads, sequence: sequence))
             && KernelSource.tensorCoreAttentionAligned(q: q, k: k, v: v, qkvStride: qkvStride) {
-            let warps = KernelSource.tensorCoreAttentionWarps(batch: batch, heads: heads, sequence: sequence)
+            let warps = KernelSource.tensorCoreAttentionWarps(batch: batch, heads: heads, sequence: sequence,
+                                                                    multiprocessors: multiprocessors)
             let tiles = sequence / 16
             try launch("kiln_attention_mma\(headSize)", grid: (heads, batch, (tiles + warps - 1) / warps), block: warps * 32,
                        shared: KernelSource.tensorCoreAttentionSharedBytes(sequence: sequence, headSize: headSize),

@@ -44,12 +44,12 @@ public enum KernelSource {
     }
 
     /// Warps per tensor-core attention block (each owns 16 query rows of one (head, batch)): up to
-    /// 4, so a block stages K and V once for 64 rows; one when (batch x heads) alone would leave
-    /// most SMs idle (batch 1: 12 blocks), spreading the 16-row tiles over more blocks that each
-    /// stage K and V again (a few KB, from L2).
-    public static func tensorCoreAttentionWarps(batch: Int, heads: Int, sequence: Int) -> Int {
+    /// 4, so a block stages K and V once for 64 rows; one when (batch x heads) blocks would not
+    /// cover the GPU's SMs (H100 batch 1: 12 blocks for 132 SMs), spreading the 16-row tiles
+    /// over more blocks that each stage K and V again (a few KB, from L2).
+    public static func tensorCoreAttentionWarps(batch: Int, heads: Int, sequence: Int, multiprocessors: Int) -> Int {
         let tiles = max(1, sequence / 16)
-        return batch * heads >= 132 ? min(4, tiles) : 1
+        return batch * heads >= multiprocessors ? min(4, tiles) : 1
     }
 
     /// Dynamic shared memory of one tensor-core attention block: K and V rows, each padded by 8
