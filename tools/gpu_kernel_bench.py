@@ -120,7 +120,7 @@ for batch in (1, 8, 256):
           f"({attention_warps('this tree', batch)} warps a block) | "
           f"{times['baseline'] / times['this tree']:.2f}x | {errors['baseline']:.1e} / {errors['this tree']:.1e} |")
     if batch <= 8:
-        # What runs at small batches by default: the SIMT kernel (KernelSource.tensorCoreAttentionPays).
+        # The fp32 SIMT kernel (KILN_CUDA_ATTENTION=simt; the default until the tensor-core one won at small batches too).
         outs[0].zero_()
         launch_simt_attention(qkvs[0], mask, outs[0], batch, cp.cuda.Stream.null)
         cp.cuda.Stream.null.synchronize()

@@ -104,8 +104,6 @@ import Testing
         #expect(!KernelSource.tensorCoreAttentionFits(headSize: 80, sequence: 32))
         #expect(!KernelSource.tensorCoreAttentionFits(headSize: 64, sequence: 144))
         #expect(KernelSource.tensorCoreAttentionSharedBytes(sequence: 128, headSize: 64) <= 48 * 1024)  // no opt-in needed
-        #expect(!KernelSource.tensorCoreAttentionPays(batch: 1, heads: 12, sequence: 32))
-        #expect(KernelSource.tensorCoreAttentionPays(batch: 64, heads: 12, sequence: 32))
         #expect(KernelSource.warpLayerNormFits(width: 768) && KernelSource.warpLayerNormFits(width: 384))
         #expect(!KernelSource.warpLayerNormFits(width: 1000) && !KernelSource.warpLayerNormFits(width: 2048))
     }

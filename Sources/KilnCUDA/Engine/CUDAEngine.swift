@@ -32,13 +32,11 @@ public struct CUDAEngineOptions: Sendable {
     /// support-en 3.0e-2 -> 5.2e-2, past PyTorch fp16's own error), so it is off by default;
     /// KILN_CUDA_GELU_EPILOGUE=1 turns it on.
     public var geluInEpilogue = ProcessInfo.processInfo.environment["KILN_CUDA_GELU_EPILOGUE"] == "1"
-    /// Tensor-core (mma.sync) attention for head 32/64, sequences a multiple of 16 up to 128 and
-    /// enough work (KernelSource.tensorCoreAttentionPays); KILN_CUDA_ATTENTION=simt keeps the
-    /// fp32 SIMT kernel everywhere, KILN_CUDA_ATTENTION=mma the tensor-core one wherever it fits
-    /// (both for comparisons).
+    /// Tensor-core (mma.sync) attention for head 32/64 and sequences a multiple of 16 up to 128,
+    /// at every batch (H100, BERT-base seq 32, one CUDA graph of 12 launches: 5.4 vs 5.7 us a
+    /// launch for the SIMT kernel at batch 1, 5.6 vs 8.7 us at batch 8); KILN_CUDA_ATTENTION=simt
+    /// keeps the fp32 SIMT kernel everywhere (for comparisons).
     public var tensorCoreAttention = ProcessInfo.processInfo.environment["KILN_CUDA_ATTENTION"] != "simt"
-    /// Tensor-core attention wherever it fits, small batches included (KILN_CUDA_ATTENTION=mma).
-    public var tensorCoreAttentionEverywhere = ProcessInfo.processInfo.environment["KILN_CUDA_ATTENTION"] == "mma"
     /// Kiln's skinny GEMM (KernelSource `kiln_gemm_skinny_m*`) for fp16 GEMMs of up to 64 rows
     /// instead of cuBLASLt, with bias and activation fused (keeps a transposed copy of those
     /// weights: +1x fp16 weight memory). Experimental: correct on the shipped models but ~2x
@@ -51,12 +49,6 @@ public struct CUDAEngineOptions: Sendable {
     /// hides part of the launch gap between kernels, in CUDA graphs too. KILN_CUDA_PDL=0 turns it
     /// off (for comparisons).
     public var dependentLaunch = ProcessInfo.processInfo.environment["KILN_CUDA_PDL"] != "0"
-    /// Runs of more tokens (batch x sequence) than this launch plainly: at large batches every
-    /// kernel fills the GPU for many waves, the gap PDL hides is a small share, and waiting
-    /// blocks cost more than it saves (H100, BERT-base seq 32, same run: batch 1 0.580 vs 0.607 ms,
-    /// batch 8 0.680 vs 0.757 ms with PDL; batch 256 4.456 vs 4.318 ms without).
-    /// KILN_CUDA_PDL_MAX_TOKENS overrides.
-    public var dependentLaunchMaxTokens = ProcessInfo.processInfo.environment["KILN_CUDA_PDL_MAX_TOKENS"].flatMap { Int($0) } ?? 2048
     /// Autotuning choices to reuse (a file from an earlier build, `--timing-cache`): merged into
     /// the process-wide store when they are for this GPU model and cuBLASLt version, ignored
     /// otherwise. Engines of one process share their choices whether or not this is set.
@@ -265,9 +257,7 @@ public final class CUDAEngine: @unchecked Sendable {
         let executor = CUDAExecutor(
             stream: context.stream,
             launcher: KernelLauncher(module: module, stream: context.stream, tensorCoreAttention: options.tensorCoreAttention,
-                                     tensorCoreAttentionEverywhere: options.tensorCoreAttentionEverywhere,
-                                     dependentLaunch: dependentLaunch && tokens(of: inputs) <= options.dependentLaunchMaxTokens,
-                                     multiprocessors: context.device.multiprocessors),
+                                     dependentLaunch: dependentLaunch, multiprocessors: context.device.multiprocessors),
             gemm: gemm, arena: arena,
             pinned: pinned, host: hostEvaluator, opset: graph.opset, wantsF32: wantsF32, maxAttentionSequence: maxAttentionSequence,
             initializers: graph.initializers)
@@ -296,12 +286,6 @@ public final class CUDAEngine: @unchecked Sendable {
         try context.synchronize()
         lastRunPhases.finish = Double(DispatchTime.now().uptimeNanoseconds - finishing) / 1e3
         return outputs
-    }
-
-    /// Tokens of a run: batch x sequence of the first input (token ids, [batch, sequence]).
-    private func tokens(of inputs: [String: Tensor]) -> Int {
-        guard let first = graph.inputs.first, let shape = inputs[first.name]?.shape else { return 0 }
-        return shape.prefix(2).reduce(1, *)
     }
 
     private func newGraphState(_ key: String) -> CapturedGraph? {

@@ -19,8 +19,6 @@ struct KernelLauncher {
     let stream: kcu_stream
     /// Use the tensor-core attention kernel where it fits (else the fp32 SIMT one).
     var tensorCoreAttention = true
-    /// ...also where KernelSource.tensorCoreAttentionPays says the SIMT kernel is faster.
-    var tensorCoreAttentionEverywhere = false
     /// Launch with programmatic dependent launch (CUDAEngineOptions.dependentLaunch): every
     /// kernel in KernelSource waits for its predecessor itself (KILN_GRID_ENTER), so it may be
     /// scheduled while that one drains.
@@ -159,7 +157,6 @@ struct KernelLauncher {
                    maskStrides: (batch: Int, head: Int, row: Int), output: kcu_deviceptr, outputStride: Int,
                    batch: Int, sequence: Int, heads: Int, headSize: Int, scale: Float, nanToZero: Bool) throws {
         if tensorCoreAttention && KernelSource.tensorCoreAttentionFits(headSize: headSize, sequence: sequence)
-            && (tensorCoreAttentionEverywhere || KernelSource.tensorCoreAttentionPays(batch: batch, heads: heads, sequence: sequence))
             && KernelSource.tensorCoreAttentionAligned(q: q, k: k, v: v, qkvStride: qkvStride) {
             let warps = KernelSource.tensorCoreAttentionWarps(batch: batch, heads: heads, sequence: sequence,
                                                                     multiprocessors: multiprocessors)

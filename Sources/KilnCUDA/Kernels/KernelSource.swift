@@ -36,13 +36,6 @@ public enum KernelSource {
         q % 16 == 0 && k % 16 == 0 && v % 16 == 0 && qkvStride % 8 == 0
     }
 
-    /// Whether the tensor-core kernel is the faster one: it spends one warp per 16 query rows of a
-    /// (head, batch), so small batches leave the GPU idle where the SIMT kernel spreads 4-row
-    /// blocks (H100, BERT-base seq 32: batch 1 0.724 ms SIMT vs 0.763 ms; batch 256 5.30 vs 4.58).
-    public static func tensorCoreAttentionPays(batch: Int, heads: Int, sequence: Int) -> Bool {
-        batch * heads * ((sequence + 15) / 16) >= 512
-    }
-
     /// Warps per tensor-core attention block (each owns 16 query rows of one (head, batch)): up to
     /// 4, so a block stages K and V once for 64 rows; one when (batch x heads) blocks would not
     /// cover the GPU's SMs (H100 batch 1: 12 blocks for 132 SMs), spreading the 16-row tiles
