@@ -562,6 +562,7 @@ struct StagedInput {
 struct ReplayProgram {
     var hostSteps: [Int]
     var staging: [StagedInput]
+    /// The captured prefix's device values that steps after it, or the outputs, read.
     var deviceValues: [String: DeviceTensor]
     var arenaUsed: Int
     var pinnedUsed: Int
