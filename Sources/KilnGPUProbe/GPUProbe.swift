@@ -186,18 +186,19 @@ func bench(_ path: String, sequence: Int, batches: [Int], graphs: Bool, autotune
     for batch in batches {
         let inputs = try sampleInputs(source, batch: batch, sequence: sequence, seed: 7)
         for _ in 0..<10 { _ = try engine.run(inputs) }
-        var times: [Double] = []
+        var times: [Double] = [], phases: [RunPhases] = []
         let deadline = Date().addingTimeInterval(3)
         while times.count < 2000 && (times.count < 20 || Date() < deadline) {
             let start = DispatchTime.now().uptimeNanoseconds
             _ = try engine.run(inputs)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            phases.append(engine.lastRunPhases)
         }
         times.sort()
         let median = times[times.count / 2]
-        let phases = engine.lastRunPhases
-        print(String(format: "  last run phases: host steps %.0f us, graph launch %.0f us, finish (tail, downloads, sync) %.0f us",
-                     phases.host, phases.launch, phases.finish))
+        func medianOf(_ part: (RunPhases) -> Double) -> Double { phases.map(part).sorted()[phases.count / 2] }
+        print(String(format: "  median phases: host %.0f us (host steps %.0f, staging %.0f), graph launch %.0f us, finish (tail, downloads, sync) %.0f us",
+                     medianOf(\.host), medianOf(\.hostSteps), medianOf(\.staging), medianOf(\.launch), medianOf(\.finish)))
         let label = ProcessInfo.processInfo.environment["KILN_BENCH_LABEL"] ?? "KILN"
         print(String(format: "%@ seq %d batch %d: median %.3f ms p90 %.3f ms (%d runs), %.0f seq/s", label,
                      sequence, batch, median, times[times.count * 9 / 10], times.count, Double(batch) * 1000 / median))

@@ -95,9 +95,8 @@ public final class CUDAEngine: @unchecked Sendable {
     /// integer inputs with an attention mask (padding would then change results).
     private let buckets: ShapeBuckets?
     private let lock = NSLock()
-    /// Microseconds of the last run in: host-side step work (shape ops, staging; the whole run
-    /// when eager), graph launch, and finishing (tail steps, downloads, stream sync).
-    public private(set) var lastRunPhases: (host: Double, launch: Double, finish: Double) = (0, 0, 0)
+    /// Where the last run's wall time went (see RunPhases).
+    public private(set) var lastRunPhases = RunPhases()
 
     /// Per input-shape capture state.
     final class CapturedGraph {
@@ -275,7 +274,7 @@ public final class CUDAEngine: @unchecked Sendable {
             try runCaptured(state, executor: executor, started: started)
         } else {
             try executor.run(steps[...], offset: 0)
-            lastRunPhases = (Double(DispatchTime.now().uptimeNanoseconds - started) / 1e3, 0, 0)
+            lastRunPhases = RunPhases(host: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e3)
             if let state {
                 state.eagerRuns += 1
                 state.prefixEnd = executor.firstDownloadStep ?? steps.count
@@ -299,12 +298,13 @@ public final class CUDAEngine: @unchecked Sendable {
     private func runCaptured(_ state: CapturedGraph, executor: CUDAExecutor, started: UInt64) throws {
         let prefix = steps[0..<state.prefixEnd]
         if let exec = state.exec, let program = state.program {
-            try executor.replayHostSide(steps, program: program)
+            let replay = try executor.replayHostSide(steps, program: program)
             arena.allocator.reset(to: program.arenaUsed)
             pinned.allocator.reset(to: program.pinnedUsed)
             let launching = DispatchTime.now().uptimeNanoseconds
             try checkDriver(kcu_graph_launch(exec, context.stream), "cuGraphLaunch")
-            lastRunPhases = (Double(launching - started) / 1e3, Double(DispatchTime.now().uptimeNanoseconds - launching) / 1e3, 0)
+            lastRunPhases = RunPhases(host: Double(launching - started) / 1e3, hostSteps: replay.hostSteps, staging: replay.staging,
+                                      launch: Double(DispatchTime.now().uptimeNanoseconds - launching) / 1e3)
         } else {
             try checkDriver(kcu_stream_begin_capture(context.stream, 1), "cuStreamBeginCapture")  // thread-local mode
             var captured: kcu_graph?
@@ -359,6 +359,17 @@ public final class CUDAEngine: @unchecked Sendable {
         }
         return inputs
     }
+}
+
+/// Microseconds of one run: host work before the GPU work is queued (a graph replay's host steps
+/// and pinned staging; the whole run when eager), the graph launch call, and finishing (eager tail
+/// steps, downloads, the stream sync: mostly waiting for the GPU).
+public struct RunPhases: Sendable {
+    public var host: Double = 0
+    /// Of `host` in a replay: the host steps (shape ops, mask casts) and restaging the inputs.
+    public var hostSteps: Double = 0, staging: Double = 0
+    public var launch: Double = 0
+    public var finish: Double = 0
 }
 
 /// Library and driver versions a CUDA plan is pinned to.

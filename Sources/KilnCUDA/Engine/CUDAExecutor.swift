@@ -6,6 +6,7 @@
 // (which host value went to which pinned address, as what) and the steps that ran on the host,
 // so a graph replay redoes only those (`replayHostSide`) instead of walking every step.
 import CKilnCUDA
+import Dispatch
 import KilnCore
 
 /// Evaluates a node on the host (the reference kernels), injected so KilnCUDA needs only KilnCore.
@@ -379,13 +380,18 @@ final class CUDAExecutor {
     /// Redoes the host side of a captured run for this run's inputs: the steps that ran on the
     /// host, then every logged staging write at its captured pinned address; device values of the
     /// prefix are restored from the capture (same arena addresses) for the steps after it.
-    func replayHostSide(_ steps: [CUDAStep], program: ReplayProgram) throws {
+    /// Returns the microseconds spent in the host steps and in restaging.
+    func replayHostSide(_ steps: [CUDAStep], program: ReplayProgram) throws -> (hostSteps: Double, staging: Double) {
+        let started = DispatchTime.now().uptimeNanoseconds
         for index in program.hostSteps {
             currentStep = index
             try runOnHost(steps[index].node)
         }
+        let staging = DispatchTime.now().uptimeNanoseconds
         for entry in program.staging { try restage(entry) }
         for (name, tensor) in program.deviceValues where values[name] == nil { values[name] = .device(tensor) }
+        let finished = DispatchTime.now().uptimeNanoseconds
+        return (Double(staging - started) / 1e3, Double(finished - staging) / 1e3)
     }
 
     private func restage(_ entry: StagedInput) throws {
