@@ -34,8 +34,10 @@ public struct CUDAEngineOptions: Sendable {
     public var geluInEpilogue = ProcessInfo.processInfo.environment["KILN_CUDA_GELU_EPILOGUE"] == "1"
     /// Tensor-core (mma.sync) attention for head 32/64 and sequences a multiple of 16 up to 128,
     /// at every batch (H100, BERT-base seq 32, one CUDA graph of 12 launches: 5.4 vs 5.7 us a
-    /// launch for the SIMT kernel at batch 1, 5.6 vs 8.7 us at batch 8); KILN_CUDA_ATTENTION=simt
-    /// keeps the fp32 SIMT kernel everywhere (for comparisons).
+    /// launch for the SIMT kernel at batch 1, 5.6 vs 8.7 us at batch 8). Its probabilities are fp16
+    /// for P·V, so its error is larger than the SIMT kernel's (support-en max-abs 3.0e-2 vs 2.0e-2,
+    /// under PyTorch fp16's own 3.8e-2); KILN_CUDA_ATTENTION=simt keeps the fp32 SIMT kernel
+    /// everywhere.
     public var tensorCoreAttention = ProcessInfo.processInfo.environment["KILN_CUDA_ATTENTION"] != "simt"
     /// Kiln's skinny GEMM (KernelSource `kiln_gemm_skinny_m*`) for fp16 GEMMs of up to 64 rows
     /// instead of cuBLASLt, with bias and activation fused (keeps a transposed copy of those
